@@ -1,0 +1,237 @@
+//! The admin HTTP listener: `/metrics`, `/health`, `/status` (see `routes.rs`).
+//!
+//! ```text
+//!   accept loop ──spawn──> connection task (hyper http1) ──> routes::route
+//!        │                      │
+//!        └── shutdown token ────┴─> graceful_shutdown, bounded by DRAIN_TIMEOUT
+//! ```
+//!
+//! HTTP/1.1 only, plain TCP, no authentication: bind it to a private address.
+
+mod routes;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use routes::route;
+
+/// What the admin endpoints show; the app provides the callbacks, so this
+/// module knows nothing about MySQL or topology.
+#[derive(Clone)]
+pub struct AdminContext {
+    pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    /// Body of `GET /status`. Called once per request, on the connection's
+    /// task: keep it cheap (load a snapshot, do not query a backend).
+    pub status: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
+    /// Answer of `GET /health`. Same constraints as `status`.
+    pub health: Arc<dyn Fn() -> Health + Send + Sync>,
+}
+
+/// The node's health as the app sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// `true` -> 200 `{"status":"ok"}`, `false` -> 503 `{"status":"fail"}`.
+    pub ok: bool,
+    /// Extra fields of the answer; an object's keys are merged after `status`.
+    pub detail: serde_json::Value,
+}
+
+/// After shutdown, how long requests in flight may take before their
+/// connections are dropped. Admin answers are computed in memory, so a
+/// request still running after this is a stuck client.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// A client must send its request headers within this, so idle or slow
+/// sockets do not pile up.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (e.g. out of file descriptors) before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves admin HTTP on `listener` until `shutdown` is cancelled, then lets
+/// requests in flight finish (at most [`DRAIN_TIMEOUT`]) and returns.
+///
+/// Accept errors are logged and retried, since they are usually transient
+/// (file descriptor exhaustion); so this returns `Ok` after shutdown.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: AdminContext,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let connections = TaskTracker::new();
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "admin: listening");
+    }
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                connections.spawn(connection(stream, peer, ctx.clone(), shutdown.clone()));
+            }
+            Err(e) => {
+                tracing::warn!("admin: accept failed: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+    // Stop listening before draining, so new clients are refused, not parked.
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    tracing::debug!("admin: stopped");
+    Ok(())
+}
+
+/// One client connection, possibly several keep-alive requests.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: AdminContext,
+    shutdown: CancellationToken,
+) {
+    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let response = route(&ctx, request.method(), request.uri().path());
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = shutdown.cancelled() => {
+            // Finishes the request in flight, then closes; an idle
+            // keep-alive connection closes at once.
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(DRAIN_TIMEOUT, conn.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::debug!(%peer, "admin: connection dropped after drain timeout");
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, "admin: connection error: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn context() -> AdminContext {
+        AdminContext {
+            prometheus: metrics_exporter_prometheus::PrometheusBuilder::new()
+                .build_recorder()
+                .handle(),
+            status: Arc::new(|| serde_json::json!({"ok": true})),
+            health: Arc::new(|| Health {
+                ok: true,
+                detail: serde_json::json!({"primary": "db1"}),
+            }),
+        }
+    }
+
+    async fn start() -> (
+        SocketAddr,
+        CancellationToken,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, context(), shutdown.clone()));
+        (addr, shutdown, server)
+    }
+
+    async fn stopped(server: tokio::task::JoinHandle<std::io::Result<()>>) {
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("serve returns after shutdown")
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn raw_http_get_over_tcp() {
+        let (addr, shutdown, server) = start().await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(
+            answer.contains("content-type: application/json\r\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.ends_with("\r\n\r\n{\"status\":\"ok\",\"primary\":\"db1\"}\n"),
+            "{answer}"
+        );
+        shutdown.cancel();
+        stopped(server).await;
+    }
+
+    #[tokio::test]
+    async fn head_over_tcp_has_length_but_no_body() {
+        let (addr, shutdown, server) = start().await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        let expected_length = "{\n  \"ok\": true\n}\n".len();
+        assert!(
+            answer.contains(&format!("content-length: {expected_length}\r\n")),
+            "{answer}"
+        );
+        assert!(answer.ends_with("\r\n\r\n"), "{answer}");
+        shutdown.cancel();
+        stopped(server).await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_idle_keep_alive_connections() {
+        let (addr, shutdown, server) = start().await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0; 4096];
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 404 Not Found\r\n"));
+        // The connection is kept alive and idle; shutdown must not wait for it.
+        shutdown.cancel();
+        stopped(server).await;
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+            .await
+            .expect("server closes the connection")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "listener is closed"
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! The admin router: request line -> response, no I/O, so it is tested
+//! without sockets.
+//!
+//! | path       | GET / HEAD                                               |
+//! |------------|----------------------------------------------------------|
+//! | `/metrics` | 200 Prometheus text exposition format 0.0.4              |
+//! | `/health`  | 200 `{"status":"ok",...}` or 503 `{"status":"fail",...}` |
+//! | `/status`  | 200 pretty JSON from the app's status callback           |
+//!
+//! Other methods on these paths get 405 with `Allow`; other paths 404.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Response, StatusCode};
+use serde::Serialize;
+
+use super::{AdminContext, Health};
+
+/// The Prometheus text format's content type (exposition format 0.0.4).
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// The `/health` answer; a struct so that `status` comes first.
+#[derive(Serialize)]
+struct HealthBody {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<serde_json::Value>,
+    #[serde(flatten)]
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Answers one request. HEAD gets GET's headers, including its length, and
+/// no body.
+pub fn route(ctx: &AdminContext, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let page: fn(&AdminContext) -> Response<Full<Bytes>> = match path {
+        "/metrics" => metrics,
+        "/health" => health,
+        "/status" => status,
+        _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    match *method {
+        Method::GET => page(ctx),
+        Method::HEAD => without_body(page(ctx)),
+        _ => {
+            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            response
+        }
+    }
+}
+
+fn metrics(ctx: &AdminContext) -> Response<Full<Bytes>> {
+    respond(StatusCode::OK, PROMETHEUS_TEXT, ctx.prometheus.render())
+}
+
+fn health(ctx: &AdminContext) -> Response<Full<Bytes>> {
+    let Health { ok, detail } = (ctx.health)();
+    let (code, word) = if ok {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "fail")
+    };
+    // "status" first, then the detail's own keys, so a glance at a curl
+    // answers the question; a non-object detail goes under "detail".
+    let mut body = HealthBody {
+        status: word,
+        detail: None,
+        fields: serde_json::Map::new(),
+    };
+    match detail {
+        serde_json::Value::Object(mut fields) => {
+            fields.remove("status");
+            body.fields = fields;
+        }
+        serde_json::Value::Null => {}
+        other => body.detail = Some(other),
+    }
+    let mut text = serde_json::to_string(&body).expect("json values serialize");
+    text.push('\n');
+    respond(code, JSON, text)
+}
+
+fn status(ctx: &AdminContext) -> Response<Full<Bytes>> {
+    let value = (ctx.status)();
+    let mut text = serde_json::to_string_pretty(&value)
+        .unwrap_or_else(|e| format!("{{\"error\":\"status not serializable: {e}\"}}"));
+    text.push('\n');
+    respond(StatusCode::OK, JSON, text)
+}
+
+fn plain(code: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
+    respond(code, TEXT, text.to_owned())
+}
+
+fn respond(code: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Every answer is live state; a cache in between would lie.
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn without_body(response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let (mut parts, body) = response.into_parts();
+    let length = hyper::body::Body::size_hint(&body).exact().unwrap_or(0);
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(length));
+    Response::from_parts(parts, Full::new(Bytes::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use http_body_util::BodyExt;
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    use super::*;
+
+    /// A context on a local recorder holding one counter, so the test does
+    /// not depend on the process-wide one.
+    fn context(ok: bool) -> AdminContext {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        ::metrics::with_local_recorder(&recorder, || {
+            ::metrics::counter!("tandem_test_total").increment(3);
+        });
+        AdminContext {
+            prometheus: recorder.handle(),
+            status: Arc::new(|| serde_json::json!({"mysql": {"backends": 2}})),
+            health: Arc::new(move || Health {
+                ok,
+                detail: serde_json::json!({"primary": "db1", "status": "ignored"}),
+            }),
+        }
+    }
+
+    async fn body(response: Response<Full<Bytes>>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn header<'a>(response: &'a Response<Full<Bytes>>, name: &str) -> &'a str {
+        response.headers()[name].to_str().unwrap()
+    }
+
+    #[tokio::test]
+    async fn metrics_renders_prometheus_text() {
+        let response = route(&context(true), &Method::GET, "/metrics");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-type"), PROMETHEUS_TEXT);
+        assert!(body(response).await.contains("tandem_test_total 3"));
+    }
+
+    #[tokio::test]
+    async fn health_ok_and_fail() {
+        let response = route(&context(true), &Method::GET, "/health");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-type"), JSON);
+        assert_eq!(
+            body(response).await,
+            "{\"status\":\"ok\",\"primary\":\"db1\"}\n"
+        );
+
+        let response = route(&context(false), &Method::GET, "/health");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            body(response).await,
+            "{\"status\":\"fail\",\"primary\":\"db1\"}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn health_detail_that_is_not_an_object() {
+        let mut ctx = context(true);
+        ctx.health = Arc::new(|| Health {
+            ok: false,
+            detail: serde_json::json!("no primary"),
+        });
+        let response = route(&ctx, &Method::GET, "/health");
+        assert_eq!(
+            body(response).await,
+            "{\"status\":\"fail\",\"detail\":\"no primary\"}\n"
+        );
+        ctx.health = Arc::new(|| Health {
+            ok: true,
+            detail: serde_json::Value::Null,
+        });
+        let response = route(&ctx, &Method::GET, "/health");
+        assert_eq!(body(response).await, "{\"status\":\"ok\"}\n");
+    }
+
+    #[tokio::test]
+    async fn status_is_pretty_json() {
+        let response = route(&context(true), &Method::GET, "/status");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(&response, "content-type"), JSON);
+        assert_eq!(
+            body(response).await,
+            "{\n  \"mysql\": {\n    \"backends\": 2\n  }\n}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn head_has_the_headers_of_get_and_no_body() {
+        let ctx = context(false);
+        for path in ["/metrics", "/health", "/status"] {
+            let get = route(&ctx, &Method::GET, path);
+            let head = route(&ctx, &Method::HEAD, path);
+            assert_eq!(get.status(), head.status());
+            assert_eq!(header(&get, "content-type"), header(&head, "content-type"));
+            let length: usize = header(&head, "content-length").parse().unwrap();
+            assert_eq!(body(get).await.len(), length);
+            assert_eq!(body(head).await, "");
+        }
+    }
+
+    #[tokio::test]
+    async fn other_methods_get_405_with_allow() {
+        for method in [Method::POST, Method::PUT, Method::DELETE] {
+            let response = route(&context(true), &method, "/health");
+            assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+            assert_eq!(header(&response, "allow"), "GET, HEAD");
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_path_gets_404() {
+        for path in ["/", "/metrics/", "/nope"] {
+            let response = route(&context(true), &Method::GET, path);
+            assert_eq!(response.status(), StatusCode::NOT_FOUND);
+            assert_eq!(body(response).await, "not found\n");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Starts the parts a config names and stops them gracefully.
+//!
+//! Every listener is bound before `App::start` returns, so callers (tests on
+//! port 0, the sandbox script) learn the real addresses. Every task is
+//! tracked and takes the shutdown token; shutdown stops accepting, lets
+//! in-flight statements finish within the grace period, then returns.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::{self, AdminContext, Health};
+use crate::config::Config;
+use crate::mysql::listener::{self, ListenerError, MysqlShared};
+use crate::topology::Topology;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("nothing to run: the config has no [mysql] or [admin] section")]
+    NothingToRun,
+    #[error("mysql listener: {0}")]
+    Mysql(#[from] ListenerError),
+    #[error("admin listener on {addr}: {source}")]
+    Admin {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// A running tandem node.
+pub struct App {
+    pub mysql_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+    pub mysql: Option<Arc<MysqlShared>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    grace: Duration,
+}
+
+// === impl App ===
+
+impl App {
+    /// Binds every configured listener and spawns its tasks.
+    pub async fn start(config: Config) -> Result<App, AppError> {
+        if config.mysql.is_none() && config.admin.is_none() {
+            return Err(AppError::NothingToRun);
+        }
+        let prometheus = crate::metrics::install();
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(crate::metrics::upkeep(prometheus.clone(), shutdown.clone()));
+
+        let mut mysql_addr = None;
+        let mut mysql = None;
+        if let Some(m) = &config.mysql {
+            let topology = Arc::new(Topology::from_config(&m.backends));
+            let shared = MysqlShared::new(Arc::new(m.clone()), topology, shutdown.clone())?;
+            let sock = listener::bind(m.listen).await?;
+            mysql_addr = sock.local_addr().ok();
+            tracing::info!(addr = ?mysql_addr, "mysql listener ready");
+            tracker.spawn(listener::serve(sock, shared.clone(), tracker.clone()));
+            mysql = Some(shared);
+        }
+
+        let mut admin_addr = None;
+        if let Some(a) = &config.admin {
+            let sock = tokio::net::TcpListener::bind(a.listen)
+                .await
+                .map_err(|source| AppError::Admin {
+                    addr: a.listen,
+                    source,
+                })?;
+            admin_addr = sock.local_addr().ok();
+            tracing::info!(addr = ?admin_addr, "admin listener ready");
+            let ctx = admin_context(prometheus, mysql.clone());
+            let token = shutdown.clone();
+            tracker.spawn(async move {
+                if let Err(e) = admin::serve(sock, ctx, token).await {
+                    tracing::error!(error = %e, "admin listener failed");
+                }
+            });
+        }
+        Ok(App {
+            mysql_addr,
+            admin_addr,
+            mysql,
+            shutdown,
+            tracker,
+            grace: Duration::from_millis(config.runtime.shutdown_grace_ms),
+        })
+    }
+
+    /// Stops accepting, waits for sessions to end (bounded by the grace
+    /// period), then returns.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(self.grace, self.tracker.wait()).await.is_err() {
+            tracing::warn!(grace = ?self.grace, "grace period over, closing remaining sessions");
+        }
+    }
+}
+
+fn admin_context(
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    mysql: Option<Arc<MysqlShared>>,
+) -> AdminContext {
+    let for_status = mysql.clone();
+    AdminContext {
+        prometheus,
+        status: Arc::new(move || {
+            serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "mysql": for_status.as_ref().map(|m| m.status_json()),
+            })
+        }),
+        health: Arc::new(move || Health {
+            ok: true,
+            detail: serde_json::json!({
+                "mysql": mysql.as_ref().map(|m| serde_json::json!({
+                    "listening": !m.shutdown.is_cancelled(),
+                    "client_connections": m.client_count.load(std::sync::atomic::Ordering::Relaxed),
+                })),
+            }),
+        }),
+    }
+}
+
+/// Runs a node until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(config: Config) -> Result<(), AppError> {
+    let app = App::start(config).await?;
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    app.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<(), AppError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! Configuration: TOML file + environment overrides -> validated [`Config`].
+//!
+//! ```text
+//!   tandem.toml ──┐
+//!                 ├─ config crate merge ─> serde_json::Value ─> raw.rs ─> validate.rs ─> Config
+//!   TANDEM__* ────┘        (load.rs)        (keeps field paths)  (serde)   (defaults, checks)
+//! ```
+//!
+//! Every top-level section is optional: a node runs only what its config names,
+//! and an empty file is valid. Unknown keys are rejected. Every error names the
+//! file and the dotted field path (see [`ConfigError`]).
+//!
+//! Environment variables override file keys: `TANDEM__` + the path with `__`
+//! between levels, e.g. `TANDEM__MYSQL__LISTEN=0.0.0.0:6033` or
+//! `TANDEM__MYSQL__MAX_CLIENT_CONNECTIONS=4096`. Arrays (`[[mysql.users]]`,
+//! `[[mysql.backends]]`) cannot be overridden this way.
+
+mod error;
+mod load;
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use error::ConfigError;
+
+/// A validated configuration; every default is filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where the configuration came from: the file path, or the label given to
+    /// [`Config::from_toml_str`] (e.g. `"<inline>"`).
+    pub origin: String,
+    pub admin: Option<AdminConfig>,
+    pub mysql: Option<MysqlConfig>,
+    pub runtime: RuntimeConfig,
+    pub log: LogConfig,
+}
+
+/// `[admin]`: the HTTP listener for `/metrics`, `/health` and `/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+/// `[runtime]`: the Tokio runtime and shutdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// `None` = one worker per CPU.
+    pub worker_threads: Option<usize>,
+    /// How long a shutdown waits for sessions to finish; default 10 000.
+    pub shutdown_grace_ms: u64,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// An `EnvFilter` directive, default `"info"`; `RUST_LOG` overrides it.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// How log lines are written. Only text for now: JSON needs tracing-subscriber's
+/// `json` feature, which the build does not enable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+}
+
+/// `[mysql]`: the MySQL-protocol proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MysqlConfig {
+    pub listen: SocketAddr,
+    /// At least one; names unique.
+    pub users: Vec<UserConfig>,
+    /// The account the topology monitor logs in with.
+    pub monitor: Option<MonitorConfig>,
+    /// At least one; names unique; exactly one with role primary.
+    pub backends: Vec<BackendConfig>,
+    /// Default 2048; beyond it clients get ERR 1040.
+    pub max_client_connections: u32,
+    /// Default 10 000.
+    pub handshake_timeout_ms: u64,
+    /// Default 28 800 000 (8 h, MariaDB's `wait_timeout`).
+    pub client_idle_timeout_ms: u64,
+    /// Default 30 000 (MariaDB's `net_read_timeout`): how long a packet may
+    /// take to arrive once its first byte did.
+    pub net_read_timeout_ms: u64,
+    /// Default 67 108 864 (64 MiB); 1024 ..= 1 073 741 824.
+    pub max_allowed_packet: u32,
+    /// Default 3 000.
+    pub backend_connect_timeout_ms: u64,
+    /// Default `mysql_native_password`.
+    pub default_auth_plugin: AuthPlugin,
+    /// Overrides the server version announced to clients.
+    pub server_version: Option<String>,
+    /// Default false; true requires `tls`.
+    pub require_tls: bool,
+    /// `[mysql.tls]`: certificate and key offered to clients.
+    pub tls: Option<TlsFiles>,
+    /// `[mysql.backend_tls]`: TLS towards the backends.
+    pub backend_tls: Option<BackendTls>,
+    /// PEM private key for the `caching_sha2_password` RSA exchange;
+    /// `None` = generate one at start.
+    pub rsa_private_key_file: Option<PathBuf>,
+}
+
+/// `[[mysql.users]]`: an account clients log in with (tandem re-authenticates
+/// to the backends itself). Exactly one of `password` / `password_hash` is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserConfig {
+    pub user: String,
+    pub password: Option<String>,
+    /// `SHA1(SHA1(password))`, the `mysql_native_password` hash, written in the
+    /// config as `"*"` + 40 hex digits like `SELECT PASSWORD('...')` prints it.
+    pub password_hash: Option<[u8; 20]>,
+    /// Per-user connection limit; `None` = only the global limit.
+    pub max_connections: Option<u32>,
+}
+
+/// `[mysql.monitor]`: the account used for health and lag checks.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MonitorConfig {
+    pub user: String,
+    pub password: String,
+}
+
+/// `[[mysql.backends]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// Letters, digits, `.`, `_`, `-`; used in logs and metric labels.
+    pub name: String,
+    /// `"host:port"` as written (a host name is resolved at connect time).
+    pub address: String,
+    pub role: Role,
+    /// Share of reads among replicas, at least 1; default 1.
+    pub weight: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Replica,
+}
+
+/// The authentication plugin offered first in the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum AuthPlugin {
+    #[serde(rename = "mysql_native_password")]
+    NativePassword,
+    #[serde(rename = "caching_sha2_password")]
+    CachingSha2Password,
+}
+
+/// `[mysql.tls]`: PEM files, checked readable at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// `[mysql.backend_tls]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendTls {
+    /// PEM CA bundle the backend certificates must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// Verify the backend certificate and name; default true.
+    pub verify: bool,
+    /// Refuse backends that do not offer TLS; default false.
+    pub required: bool,
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Loads a TOML file, applies `TANDEM__*` environment overrides, validates.
+    ///
+    /// Relative paths in the file are resolved against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        load::from_file(path, None)
+    }
+
+    /// Parses and validates TOML text; no environment overrides. `origin`
+    /// labels errors and becomes [`Config::origin`]. Relative paths stay
+    /// relative to the working directory.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        load::from_text(text, origin, None, None)
+    }
+
+    /// A commented reference configuration listing every key with its default.
+    pub fn example() -> &'static str {
+        include_str!("example.toml")
+    }
+
+    /// True when the configuration names nothing to run (no `[admin]`, no `[mysql]`).
+    pub fn runs_nothing(&self) -> bool {
+        self.admin.is_none() && self.mysql.is_none()
+    }
+}
+
+// === impl AuthPlugin ===
+
+impl AuthPlugin {
+    /// The plugin name as it appears on the wire and in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthPlugin::NativePassword => "mysql_native_password",
+            AuthPlugin::CachingSha2Password => "caching_sha2_password",
+        }
+    }
+}
+
+// === impl Role ===
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Replica => "replica",
+        }
+    }
+}
+
+// === impl UserConfig ===
+
+// Hand-written so that a `{:?}` of the config in a log line never prints a secret.
+impl fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+// === impl MonitorConfig ===
+
+impl fmt::Debug for MonitorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MonitorConfig")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

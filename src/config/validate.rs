@@ -1,0 +1,371 @@
+//! Raw structs -> [`Config`]: fills in defaults and checks every value that
+//! serde's types cannot (ranges, uniqueness, formats, readable files).
+//!
+//! Errors carry the dotted field path as the user wrote it; `load.rs` adds
+//! the file name.
+
+use std::collections::HashSet;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use super::raw::{
+    RawAdmin, RawBackend, RawBackendTls, RawConfig, RawLog, RawMysql, RawRuntime, RawUser,
+};
+use super::{
+    AdminConfig, AuthPlugin, BackendConfig, BackendTls, Config, LogConfig, LogFormat,
+    MonitorConfig, MysqlConfig, Role, RuntimeConfig, TlsFiles, UserConfig,
+};
+
+// Defaults; `example.toml` shows the same values (a unit test holds them together).
+const SHUTDOWN_GRACE_MS: u64 = 10_000;
+const LOG_LEVEL: &str = "info";
+const MAX_CLIENT_CONNECTIONS: u32 = 2048;
+const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+const NET_READ_TIMEOUT_MS: u64 = 30_000;
+// MariaDB's default wait_timeout, 8 hours: clients expect the server's idle limit.
+const CLIENT_IDLE_TIMEOUT_MS: u64 = 28_800_000;
+const MAX_ALLOWED_PACKET: u32 = 67_108_864;
+// The limits MariaDB accepts for max_allowed_packet.
+const MAX_ALLOWED_PACKET_RANGE: std::ops::RangeInclusive<u64> = 1024..=1_073_741_824;
+const BACKEND_CONNECT_TIMEOUT_MS: u64 = 3_000;
+const BACKEND_WEIGHT: u32 = 1;
+
+/// A value that failed validation: the field path and why.
+#[derive(Debug)]
+pub(super) struct Invalid {
+    pub field: String,
+    pub reason: String,
+}
+
+/// Checks `raw` and fills in defaults. Relative file paths are joined to
+/// `base_dir` when given (the config file's directory).
+pub(super) fn config(
+    raw: RawConfig,
+    origin: &str,
+    base_dir: Option<&Path>,
+) -> Result<Config, Invalid> {
+    Ok(Config {
+        origin: origin.to_owned(),
+        admin: raw.admin.map(admin).transpose()?,
+        mysql: raw.mysql.map(|m| mysql(m, base_dir)).transpose()?,
+        runtime: runtime(raw.runtime)?,
+        log: log(raw.log)?,
+    })
+}
+
+fn admin(raw: RawAdmin) -> Result<AdminConfig, Invalid> {
+    Ok(AdminConfig {
+        listen: socket_addr("admin.listen", &raw.listen)?,
+    })
+}
+
+fn runtime(raw: RawRuntime) -> Result<RuntimeConfig, Invalid> {
+    let worker_threads = match raw.worker_threads {
+        Some(0) => return Err(invalid("runtime.worker_threads", "must be at least 1")),
+        Some(n) => Some(n as usize),
+        None => None,
+    };
+    Ok(RuntimeConfig {
+        worker_threads,
+        shutdown_grace_ms: raw.shutdown_grace_ms.unwrap_or(SHUTDOWN_GRACE_MS),
+    })
+}
+
+fn log(raw: RawLog) -> Result<LogConfig, Invalid> {
+    let level = raw.level.unwrap_or_else(|| LOG_LEVEL.to_owned());
+    check_log_level(&level).map_err(|reason| invalid("log.level", reason))?;
+    Ok(LogConfig {
+        level,
+        format: raw.format.unwrap_or(LogFormat::Text),
+    })
+}
+
+fn mysql(raw: RawMysql, base_dir: Option<&Path>) -> Result<MysqlConfig, Invalid> {
+    let require_tls = raw.require_tls.unwrap_or(false);
+    if require_tls && raw.tls.is_none() {
+        return Err(invalid(
+            "mysql.require_tls",
+            "require_tls = true needs a [mysql.tls] section with cert_file and key_file",
+        ));
+    }
+    let max_allowed_packet = raw.max_allowed_packet.unwrap_or(MAX_ALLOWED_PACKET.into());
+    if !MAX_ALLOWED_PACKET_RANGE.contains(&max_allowed_packet) {
+        return Err(invalid(
+            "mysql.max_allowed_packet",
+            format!(
+                "must be between {} and {}, found {max_allowed_packet}",
+                MAX_ALLOWED_PACKET_RANGE.start(),
+                MAX_ALLOWED_PACKET_RANGE.end()
+            ),
+        ));
+    }
+    if let Some(version) = &raw.server_version {
+        if version.is_empty() || version.contains('\0') {
+            return Err(invalid(
+                "mysql.server_version",
+                "must be non-empty text without NUL characters",
+            ));
+        }
+    }
+    let tls = match raw.tls {
+        Some(t) => Some(TlsFiles {
+            cert_file: readable_file("mysql.tls.cert_file", t.cert_file, base_dir)?,
+            key_file: readable_file("mysql.tls.key_file", t.key_file, base_dir)?,
+        }),
+        None => None,
+    };
+    Ok(MysqlConfig {
+        listen: socket_addr("mysql.listen", &raw.listen)?,
+        users: users(raw.users)?,
+        monitor: raw.monitor.map(|m| MonitorConfig {
+            user: m.user,
+            password: m.password,
+        }),
+        backends: backends(raw.backends)?,
+        max_client_connections: at_least_one(
+            "mysql.max_client_connections",
+            raw.max_client_connections.unwrap_or(MAX_CLIENT_CONNECTIONS),
+        )?,
+        handshake_timeout_ms: at_least_one(
+            "mysql.handshake_timeout_ms",
+            raw.handshake_timeout_ms.unwrap_or(HANDSHAKE_TIMEOUT_MS),
+        )?,
+        net_read_timeout_ms: at_least_one(
+            "mysql.net_read_timeout_ms",
+            raw.net_read_timeout_ms.unwrap_or(NET_READ_TIMEOUT_MS),
+        )?,
+        client_idle_timeout_ms: at_least_one(
+            "mysql.client_idle_timeout_ms",
+            raw.client_idle_timeout_ms.unwrap_or(CLIENT_IDLE_TIMEOUT_MS),
+        )?,
+        // In range per the check above, so it fits u32.
+        max_allowed_packet: max_allowed_packet as u32,
+        backend_connect_timeout_ms: at_least_one(
+            "mysql.backend_connect_timeout_ms",
+            raw.backend_connect_timeout_ms
+                .unwrap_or(BACKEND_CONNECT_TIMEOUT_MS),
+        )?,
+        default_auth_plugin: raw
+            .default_auth_plugin
+            .unwrap_or(AuthPlugin::NativePassword),
+        server_version: raw.server_version,
+        require_tls,
+        tls,
+        backend_tls: raw
+            .backend_tls
+            .map(|b| backend_tls(b, base_dir))
+            .transpose()?,
+        rsa_private_key_file: raw
+            .rsa_private_key_file
+            .map(|p| readable_file("mysql.rsa_private_key_file", p, base_dir))
+            .transpose()?,
+    })
+}
+
+fn backend_tls(raw: RawBackendTls, base_dir: Option<&Path>) -> Result<BackendTls, Invalid> {
+    Ok(BackendTls {
+        ca_file: raw
+            .ca_file
+            .map(|p| readable_file("mysql.backend_tls.ca_file", p, base_dir))
+            .transpose()?,
+        verify: raw.verify.unwrap_or(true),
+        required: raw.required.unwrap_or(false),
+    })
+}
+
+fn users(raw: Vec<RawUser>) -> Result<Vec<UserConfig>, Invalid> {
+    if raw.is_empty() {
+        return Err(invalid(
+            "mysql.users",
+            "at least one [[mysql.users]] entry is required",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut users = Vec::with_capacity(raw.len());
+    for (i, u) in raw.into_iter().enumerate() {
+        let at = |key: &str| format!("mysql.users[{i}].{key}");
+        if u.user.is_empty() {
+            return Err(invalid(at("user"), "must not be empty"));
+        }
+        if !seen.insert(u.user.clone()) {
+            return Err(invalid(at("user"), format!("duplicate user {:?}", u.user)));
+        }
+        let password_hash = match (&u.password, &u.password_hash) {
+            (Some(_), None) => None,
+            (None, Some(text)) => Some(parse_password_hash(text).ok_or_else(|| {
+                invalid(
+                    at("password_hash"),
+                    "expected \"*\" followed by 40 hex digits",
+                )
+            })?),
+            _ => {
+                return Err(invalid(
+                    format!("mysql.users[{i}]"),
+                    "set exactly one of password or password_hash",
+                ))
+            }
+        };
+        if u.max_connections == Some(0) {
+            return Err(invalid(at("max_connections"), "must be at least 1"));
+        }
+        users.push(UserConfig {
+            user: u.user,
+            password: u.password,
+            password_hash,
+            max_connections: u.max_connections,
+        });
+    }
+    Ok(users)
+}
+
+fn backends(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, Invalid> {
+    if raw.is_empty() {
+        return Err(invalid(
+            "mysql.backends",
+            "at least one [[mysql.backends]] entry is required",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut backends = Vec::with_capacity(raw.len());
+    for (i, b) in raw.into_iter().enumerate() {
+        let at = |key: &str| format!("mysql.backends[{i}].{key}");
+        check_backend_name(&b.name).map_err(|reason| invalid(at("name"), reason))?;
+        if !seen.insert(b.name.clone()) {
+            return Err(invalid(
+                at("name"),
+                format!("duplicate backend name {:?}", b.name),
+            ));
+        }
+        check_host_port(&b.address).map_err(|reason| invalid(at("address"), reason))?;
+        let weight = b.weight.unwrap_or(BACKEND_WEIGHT);
+        if weight == 0 {
+            return Err(invalid(at("weight"), "must be at least 1"));
+        }
+        backends.push(BackendConfig {
+            name: b.name,
+            address: b.address,
+            role: b.role,
+            weight,
+        });
+    }
+    let primaries = backends.iter().filter(|b| b.role == Role::Primary).count();
+    if primaries != 1 {
+        return Err(invalid(
+            "mysql.backends",
+            format!("exactly one backend must have role = \"primary\", found {primaries}"),
+        ));
+    }
+    Ok(backends)
+}
+
+// === field checks ===
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
+    Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+fn at_least_one<T: PartialEq + From<u8>>(field: &str, value: T) -> Result<T, Invalid> {
+    if value == T::from(0) {
+        return Err(invalid(field, "must be at least 1"));
+    }
+    Ok(value)
+}
+
+fn socket_addr(field: &str, text: &str) -> Result<SocketAddr, Invalid> {
+    text.parse().map_err(|_| {
+        invalid(
+            field,
+            format!(
+                "expected an IP address and port like \"127.0.0.1:6033\" or \"[::1]:6033\", found {text:?}"
+            ),
+        )
+    })
+}
+
+/// `"*"` + 40 hex digits (either case) -> the 20-byte `SHA1(SHA1(password))`.
+pub(super) fn parse_password_hash(text: &str) -> Option<[u8; 20]> {
+    let hex = text.strip_prefix('*')?.as_bytes();
+    if hex.len() != 40 {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let digit = |c: u8| (c as char).to_digit(16);
+        *byte = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(out)
+}
+
+fn check_backend_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 64 || !name.chars().all(ok_char) {
+        return Err(format!(
+            "expected 1 to 64 letters, digits, '.', '_' or '-', found {name:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// `host:port` with a non-zero port; IPv6 literals need brackets.
+/// The host is not resolved here: DNS may not be up when the config is checked.
+fn check_host_port(text: &str) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "expected \"host:port\" like \"10.0.0.5:3306\", \"db1.lan:3306\" or \"[fd00::5]:3306\", found {text:?}"
+        )
+    };
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (v6, port) = rest.split_once("]:").ok_or_else(bad)?;
+        v6.parse::<Ipv6Addr>().map_err(|_| bad())?;
+        (v6, port)
+    } else {
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let host_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+        if host.is_empty() || !host.chars().all(host_char) {
+            return Err(bad());
+        }
+        (host, port)
+    };
+    debug_assert!(!host.is_empty());
+    match port.parse::<u16>() {
+        Ok(p) if p != 0 => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
+/// Rejects what `EnvFilter` would accept but surely is a typo: a bare word
+/// that is not a level (`"verbose"` would silently mean "target verbose").
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains('=') && !directive.contains('[');
+        if bare && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "unknown level {directive:?}, expected trace, debug, info, warn, error, off or target=level"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(drop)
+        .map_err(|e| format!("invalid filter directive: {e}"))
+}
+
+/// Resolves `path` against `base_dir` and checks that it can be opened now,
+/// so a typo fails `check-config` instead of the first TLS handshake.
+fn readable_file(field: &str, path: PathBuf, base_dir: Option<&Path>) -> Result<PathBuf, Invalid> {
+    let path = match base_dir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path,
+    };
+    match std::fs::File::open(&path) {
+        Ok(_) if path.is_dir() => Err(invalid(field, format!("{} is a directory", path.display()))),
+        Ok(_) => Ok(path),
+        Err(e) => Err(invalid(
+            field,
+            format!("cannot read {}: {e}", path.display()),
+        )),
+    }
+}

@@ -1,0 +1,30 @@
+//! tandem: a MySQL-protocol proxy, a VRRP router and an HTTP load balancer
+//! in one binary, for small LAMP clusters.
+//!
+//! # Layout
+//!
+//! - [`config`]: raw serde structs from TOML + environment -> validated [`config::Config`];
+//!   errors name the file and the field.
+//! - [`app`]: starts the parts a config names (admin, MySQL listener), owns the
+//!   shutdown token and the task tracker; used by `main.rs` and by the tests (port 0).
+//! - [`admin`]: the admin HTTP listener: `/metrics` (Prometheus), `/health`, `/status`.
+//! - [`metrics`]: metric names, descriptions and the Prometheus recorder.
+//! - [`topology`]: the backends, their roles and states, published as an immutable
+//!   snapshot (`ArcSwap`) that every routing decision loads once.
+//! - [`mysql::protocol`]: pure wire format: packet framing, handshake, authentication
+//!   scrambles, ERR/OK packets, the response scanner that finds where a result ends.
+//! - [`mysql::backend`]: tandem as a client: connect and authenticate to a backend.
+//! - [`mysql::session`]: one client session: frontend handshake and authentication,
+//!   then the command loop that relays packets to the backend.
+//! - [`mysql::listener`]: the MySQL accept loop: connection limits, TLS, the session registry
+//!   (tandem connection id -> backend thread, for `KILL`).
+//! - [`mysql::io`]: plain-or-TLS socket and buffered packet reader/writer.
+//! - [`tls`]: rustls server/client configuration from PEM files.
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod metrics;
+pub mod mysql;
+pub mod tls;
+pub mod topology;

@@ -1,0 +1,282 @@
+//! The MySQL listener: accepts clients, enforces connection limits, and keeps
+//! the registry of live sessions (tandem connection id -> backend thread) that
+//! `KILL` and `/status` use.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::backend::{self, BackendTls};
+use super::io::{PacketIo, Stream};
+use super::protocol::auth;
+use super::protocol::err::ServerError;
+use super::session::{self, rsa_keys::RsaKeys};
+use crate::config::{AuthPlugin, MysqlConfig};
+use crate::metrics::{MysqlMetrics, RejectReason};
+use crate::topology::Topology;
+
+/// A configured user, with what tandem needs to check its logins.
+pub struct UserEntry {
+    pub name: String,
+    /// Clear text when configured: needed for caching_sha2 fast auth and for
+    /// backends that want more than mysql_native_password.
+    pub password: Option<String>,
+    /// `SHA1(SHA1(pw))`.
+    pub native_hash: [u8; 20],
+    pub max_connections: Option<u32>,
+}
+
+/// One live client session, as other sessions and the admin API see it.
+pub struct SessionHandle {
+    pub id: u32,
+    pub user: String,
+    pub client_addr: SocketAddr,
+    /// Backend thread id of the session's current backend connection
+    /// (0 = none). Atomic: written by the session, read by `KILL` elsewhere.
+    pub backend_thread: AtomicU32,
+    /// Name of that backend. Std mutex: tiny critical sections, never held
+    /// across an await.
+    pub backend_name: Mutex<String>,
+    /// Cancelled by `KILL CONNECTION`: the session closes at its next await.
+    pub kill: CancellationToken,
+}
+
+/// State shared by every session of one MySQL listener.
+pub struct MysqlShared {
+    pub config: Arc<MysqlConfig>,
+    pub users: HashMap<String, Arc<UserEntry>>,
+    pub topology: Arc<Topology>,
+    pub metrics: MysqlMetrics,
+    // DashMap: inserted/removed on every connect/disconnect from many tasks,
+    // read by KILL; sharded locks keep connects from serialising.
+    pub sessions: DashMap<u32, Arc<SessionHandle>>,
+    next_id: AtomicU32,
+    pub client_count: AtomicU32,
+    // Std mutex: touched once per connect/disconnect, never across an await.
+    user_counts: Mutex<HashMap<String, u32>>,
+    pub tls: Option<TlsAcceptor>,
+    pub backend_tls: Option<BackendTls>,
+    pub rsa: RsaKeys,
+    /// Version string announced to clients: the primary's, learned from its
+    /// greeting. ArcSwap: read at every connect, replaced when it changes.
+    pub server_version: ArcSwap<String>,
+    /// Capabilities of the primary, to announce only what it supports.
+    pub backend_caps: AtomicU32,
+    pub shutdown: CancellationToken,
+    pub total_sessions: AtomicU64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Rsa(String),
+}
+
+/// Version announced until the primary has been reached once. The `5.5.5-`
+/// prefix tells MariaDB-aware drivers the real version follows.
+const FALLBACK_VERSION: &str = "5.5.5-10.11.0-MariaDB-tandem";
+
+// === impl MysqlShared ===
+
+impl MysqlShared {
+    pub fn new(
+        config: Arc<MysqlConfig>,
+        topology: Arc<Topology>,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<MysqlShared>, ListenerError> {
+        let users = config
+            .users
+            .iter()
+            .map(|u| {
+                let native_hash = match (&u.password, &u.password_hash) {
+                    (_, Some(h)) => *h,
+                    (Some(p), None) => auth::native_hash(p),
+                    (None, None) => auth::native_hash(""),
+                };
+                let entry = UserEntry {
+                    name: u.user.clone(),
+                    password: u.password.clone(),
+                    native_hash,
+                    max_connections: u.max_connections,
+                };
+                (u.user.clone(), Arc::new(entry))
+            })
+            .collect();
+        let tls = match &config.tls {
+            Some(t) => Some(TlsAcceptor::from(crate::tls::server_config(
+                &t.cert_file,
+                &t.key_file,
+            )?)),
+            None => None,
+        };
+        let backend_tls = match &config.backend_tls {
+            Some(b) => Some(BackendTls {
+                config: crate::tls::client_config(b.ca_file.as_deref(), b.verify)?,
+                required: b.required,
+            }),
+            None => None,
+        };
+        let rsa = RsaKeys::new(config.rsa_private_key_file.as_deref())
+            .map_err(ListenerError::Rsa)?;
+        let version = config
+            .server_version
+            .clone()
+            .unwrap_or_else(|| FALLBACK_VERSION.to_string());
+        Ok(Arc::new(MysqlShared {
+            users,
+            topology,
+            metrics: MysqlMetrics::new(),
+            sessions: DashMap::new(),
+            next_id: AtomicU32::new(1),
+            client_count: AtomicU32::new(0),
+            user_counts: Mutex::new(HashMap::new()),
+            tls,
+            backend_tls,
+            rsa,
+            server_version: ArcSwap::from_pointee(version),
+            backend_caps: AtomicU32::new(u32::MAX),
+            shutdown,
+            total_sessions: AtomicU64::new(0),
+            config,
+        }))
+    }
+
+    /// A fresh tandem connection id (never 0, skipping ids still in use).
+    pub fn next_connection_id(&self) -> u32 {
+        loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            if id != 0 && !self.sessions.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    pub fn default_plugin(&self) -> &'static str {
+        match self.config.default_auth_plugin {
+            AuthPlugin::NativePassword => auth::NATIVE,
+            AuthPlugin::CachingSha2Password => auth::CACHING_SHA2,
+        }
+    }
+
+    /// Counts a login against the user's `max_connections`; false when full.
+    pub fn acquire_user_slot(&self, user: &UserEntry) -> bool {
+        let mut counts = self.user_counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(user.name.clone()).or_insert(0);
+        if user.max_connections.is_some_and(|max| *n >= max) {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    pub fn release_user_slot(&self, user: &str) {
+        let mut counts = self.user_counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(user) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Learns the primary's version string and capabilities from its greeting.
+    pub async fn refresh_server_version(&self) {
+        if self.config.server_version.is_some() {
+            return;
+        }
+        let snap = self.topology.load();
+        let Some(primary) = snap.primary() else {
+            return;
+        };
+        let timeout = Duration::from_millis(self.config.backend_connect_timeout_ms);
+        match backend::probe(&primary.address, timeout).await {
+            Ok(g) => {
+                self.note_backend_version(&g.version);
+                self.backend_caps.store(g.capabilities, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(backend = %primary.name, error = %e, "cannot read the primary's version yet");
+            }
+        }
+    }
+
+    /// Announces the primary's version string to the next clients.
+    pub fn note_backend_version(&self, version: &str) {
+        if self.config.server_version.is_none() && **self.server_version.load() != version {
+            self.server_version.store(Arc::new(version.to_string()));
+        }
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "listen": self.config.listen.to_string(),
+            "client_connections": self.client_count.load(Ordering::Relaxed),
+            "client_connections_total": self.total_sessions.load(Ordering::Relaxed),
+            "server_version": **self.server_version.load(),
+            "backends": self.topology.to_json(),
+        })
+    }
+}
+
+/// Binds the listener (port 0 allowed) so the caller knows the address before
+/// the accept loop runs.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ListenerError::Bind { addr, source })
+}
+
+/// Accepts clients until shutdown; each session runs on its own task.
+pub async fn serve(listener: TcpListener, shared: Arc<MysqlShared>, tracker: TaskTracker) {
+    shared.refresh_server_version().await;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        tracker.spawn(async move { accept_one(tcp, peer, shared).await });
+    }
+    tracing::info!("mysql listener stopped accepting");
+}
+
+async fn accept_one(tcp: TcpStream, peer: SocketAddr, shared: Arc<MysqlShared>) {
+    let _ = tcp.set_nodelay(true);
+    let n = shared.client_count.fetch_add(1, Ordering::AcqRel) + 1;
+    shared.metrics.client_connections.increment(1.0);
+    if n > shared.config.max_client_connections {
+        shared.metrics.rejected(RejectReason::MaxConnections).increment(1);
+        let mut io = PacketIo::new(Stream::Plain(tcp));
+        // Like mysqld, answer with ERR 1040 in place of the greeting.
+        let _ = io
+            .write_packet(0, &ServerError::too_many_connections().encode())
+            .await;
+    } else {
+        shared.total_sessions.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.client_connections_total.increment(1);
+        session::run(tcp, peer, &shared).await;
+    }
+    shared.client_count.fetch_sub(1, Ordering::AcqRel);
+    shared.metrics.client_connections.decrement(1.0);
+}

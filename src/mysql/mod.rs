@@ -1,0 +1,8 @@
+//! The MySQL side of tandem: wire protocol, backend connections, client sessions
+//! and the listener that accepts them.
+
+pub mod backend;
+pub mod io;
+pub mod listener;
+pub mod protocol;
+pub mod session;

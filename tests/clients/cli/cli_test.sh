@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The mariadb command-line client against a MySQL endpoint: the testbed primary, or tandem.
+# Target from the environment: TANDEM_HOST, TANDEM_PORT (required), TANDEM_USER, TANDEM_PASSWORD,
+# TANDEM_DB (default appdb). Prints "ok - name" / "not ok - name: detail"; exits 1 if any failed.
+# Tables are named cli_<pid>, so concurrent runs (direct and proxied) do not collide.
+set -uo pipefail
+
+: "${TANDEM_PORT:?TANDEM_PORT is not set}"
+HOST=${TANDEM_HOST:-127.0.0.1}
+USER_=${TANDEM_USER:-app}
+PASS=${TANDEM_PASSWORD-apppass}
+DB=${TANDEM_DB:-appdb}
+T=cli_$$
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+passed=0
+failed=0
+ok() { echo "ok - $1"; passed=$((passed + 1)); }
+not_ok() { echo "not ok - $1: $2"; failed=$((failed + 1)); }
+
+# --no-defaults: no option file of this machine changes what is tested.
+cli() {
+    timeout 30 mariadb --no-defaults --host="$HOST" --port="$TANDEM_PORT" --user="$USER_" \
+        --password="$PASS" --default-character-set=utf8mb4 --connect-timeout=10 "$@" "$DB"
+}
+
+# expect NAME WANT GOT
+expect() {
+    if [[ $3 == "$2" ]]; then ok "$1"; else not_ok "$1" "got '$3', want '$2'"; fi
+}
+
+out=$(cli -N -B -e 'SELECT 1 + 1' 2>&1)
+if [[ $out != 2 ]]; then
+    not_ok "connect and -e query" "$out"
+    echo "cli: $passed passed, $((failed)) failed"
+    exit 1
+fi
+ok "connect and -e query"
+
+expect "-e with several statements" $'1\n2\t3' "$(cli -N -B -e 'SELECT 1; SELECT 2, 3' 2>&1)"
+expect "utf8mb4 emoji read" "Ships on Fridays 🚀" "$(cli -N -B -e 'SELECT bio FROM users WHERE id = 1' 2>&1)"
+expect "statements from stdin" "20" "$(echo 'SELECT COUNT(*) FROM users;' | cli -N -B 2>&1)"
+
+cat >"$TMP/script.sql" <<SQL
+DROP TABLE IF EXISTS $T;
+CREATE TABLE $T (id INT PRIMARY KEY, s VARCHAR(100) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+INSERT INTO $T VALUES (1, 'one'), (2, 'deux 😀'), (3, NULL);
+START TRANSACTION;
+INSERT INTO $T VALUES (4, 'rolled back');
+ROLLBACK;
+SQL
+out=$(cli -N -B -e "source $TMP/script.sql; SELECT COUNT(*), (SELECT s FROM $T WHERE id = 2) FROM $T" 2>&1)
+expect "source a sql file" $'3\tdeux 😀' "$out"
+
+for ((i = 1; i <= 200; i++)); do printf '%d\trow-%d\n' $((i + 100)) "$i"; done >"$TMP/data.tsv"
+out=$(cli --local-infile=1 -N -B -e "LOAD DATA LOCAL INFILE '$TMP/data.tsv' INTO TABLE $T (id, s);
+    SELECT COUNT(*) FROM $T WHERE s LIKE 'row-%'" 2>&1)
+expect "LOAD DATA LOCAL INFILE" "200" "$out"
+
+out=$(cli -e '\s' 2>&1)
+if [[ $out == *"Server version:"* && $out == *"Connection id:"* ]]; then
+    ok "status (\\s) shows server version and connection id"
+else
+    not_ok "status (\\s) shows server version and connection id" "$(echo "$out" | tr '\n' ' ')"
+fi
+
+# expect_error NAME SQL CODE: exit status 1 and "ERROR CODE (SQLSTATE) at line 1: ..." on stderr
+# (the 10.11 client also echoes the failed statement there).
+expect_error() {
+    local rc
+    out=$(cli -N -B -e "$2" 2>&1 >/dev/null)
+    rc=$?
+    if [[ $rc -eq 1 && $out == *"ERROR $3 ("* ]]; then ok "$1"; else not_ok "$1" "exit $rc, stderr '$out'"; fi
+}
+expect_error "bad query: exit 1 and error 1064" "SELEC 1" 1064
+expect_error "unknown table: error 1146" "SELECT * FROM cli_no_such_$$" 1146
+expect_error "duplicate key: error 1062" "INSERT INTO $T VALUES (1, 'again')" 1062
+
+out=$(cli -N -B -e "DROP TABLE $T" 2>&1) && ok "drop table" || not_ok "drop table" "$out"
+
+echo "cli: $passed passed, $failed failed"
+((failed == 0))

@@ -1,0 +1,173 @@
+//! Authentication: native with a configured password or only its hash,
+//! caching_sha2_password fast auth and RSA full auth, auth switch for other
+//! plugins, TLS and require_tls.
+
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use mysql_async::Conn;
+use rsa::pkcs8::DecodePublicKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use tandem::mysql::protocol::auth;
+use tandem::mysql::protocol::handshake::{BackendGreeting, ClientHello};
+use tandem::mysql::protocol::CapabilityFlags as Cap;
+
+use crate::common::{config_text, Proxy};
+
+async fn read_packet(s: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut h = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut h))
+        .await
+        .unwrap()
+        .unwrap();
+    let len = h[0] as usize | (h[1] as usize) << 8 | (h[2] as usize) << 16;
+    let mut p = vec![0u8; len];
+    s.read_exact(&mut p).await.unwrap();
+    (h[3], p)
+}
+
+async fn send(s: &mut TcpStream, seq: u8, payload: &[u8]) {
+    let n = payload.len();
+    let mut b = vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq];
+    b.extend_from_slice(payload);
+    s.write_all(&b).await.unwrap();
+}
+
+fn hello(user: &str, plugin: &str, token: Vec<u8>) -> Vec<u8> {
+    ClientHello {
+        capabilities: (Cap::CLIENT_PROTOCOL_41
+            | Cap::CLIENT_SECURE_CONNECTION
+            | Cap::CLIENT_PLUGIN_AUTH
+            | Cap::CLIENT_LONG_PASSWORD)
+            .bits(),
+        max_packet: 1 << 24,
+        collation: 45,
+        user: user.into(),
+        auth_response: token,
+        auth_plugin: Some(plugin.into()),
+        ..Default::default()
+    }
+    .encode()
+}
+
+/// After a login, runs `SELECT CURRENT_USER()` over the raw socket and checks
+/// a result arrives (a column count packet, not an ERR).
+async fn query_works(s: &mut TcpStream) {
+    send(s, 0, b"\x03SELECT CURRENT_USER()").await;
+    let (_, p) = read_packet(s).await;
+    assert_eq!(p, vec![1], "one column");
+}
+
+#[tokio::test]
+async fn password_hash_user_logs_in_and_reaches_the_backend() {
+    let proxy = Proxy::start().await;
+    let mut conn = Conn::from_url(proxy.url("app2", "app2pass", "appdb")).await.unwrap();
+    let who: Option<String> = conn.query_first("SELECT CURRENT_USER()").await.unwrap();
+    assert!(who.unwrap().starts_with("app2@"));
+    let e = Conn::from_url(proxy.url("app2", "wrong", "appdb")).await.unwrap_err();
+    assert!(e.to_string().contains("1045") || e.to_string().contains("Access denied"), "{e}");
+}
+
+#[tokio::test]
+async fn caching_sha2_fast_auth_with_a_configured_password() {
+    let proxy = Proxy::start().await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    let (_, g) = read_packet(&mut s).await;
+    let g = BackendGreeting::parse(&g).unwrap();
+    let token = auth::sha2_token("apppass", &g.scramble[..20]);
+    send(&mut s, 1, &hello("app", auth::CACHING_SHA2, token)).await;
+    let (seq, p) = read_packet(&mut s).await;
+    assert_eq!((seq, p), (2, vec![0x01, auth::SHA2_FAST_AUTH_OK]));
+    let (seq, p) = read_packet(&mut s).await;
+    assert_eq!((seq, p[0]), (3, 0x00), "OK after fast auth");
+    query_works(&mut s).await;
+}
+
+#[tokio::test]
+async fn caching_sha2_full_auth_through_rsa_for_a_hash_only_user() {
+    let proxy = Proxy::start().await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    let (_, g) = read_packet(&mut s).await;
+    let g = BackendGreeting::parse(&g).unwrap();
+    let scramble = g.scramble[..20].to_vec();
+    send(&mut s, 1, &hello("app2", auth::CACHING_SHA2, auth::sha2_token("app2pass", &scramble))).await;
+    let (_, p) = read_packet(&mut s).await;
+    assert_eq!(p, vec![0x01, auth::SHA2_PERFORM_FULL_AUTH]);
+    send(&mut s, 3, &[auth::SHA2_REQUEST_PUBLIC_KEY]).await;
+    let (_, p) = read_packet(&mut s).await;
+    assert_eq!(p[0], 0x01);
+    let key = rsa::RsaPublicKey::from_public_key_pem(std::str::from_utf8(&p[1..]).unwrap()).unwrap();
+    let plain = auth::xor_with_scramble(b"app2pass\0", &scramble);
+    let enc = key
+        .encrypt(&mut rand::thread_rng(), rsa::Oaep::new::<sha1::Sha1>(), &plain)
+        .unwrap();
+    send(&mut s, 5, &enc).await;
+    let (seq, p) = read_packet(&mut s).await;
+    assert_eq!((seq, p[0]), (6, 0x00), "OK after RSA full auth: {p:?}");
+    query_works(&mut s).await;
+}
+
+#[tokio::test]
+async fn unknown_client_plugin_gets_an_auth_switch() {
+    let proxy = Proxy::start().await;
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    let (_, g) = read_packet(&mut s).await;
+    let g = BackendGreeting::parse(&g).unwrap();
+    send(&mut s, 1, &hello("app", "client_ed25519", vec![7; 64])).await;
+    let (seq, p) = read_packet(&mut s).await;
+    assert_eq!(seq, 2);
+    assert_eq!(p[0], 0xFE, "AuthSwitchRequest");
+    let nul = p.iter().position(|&b| b == 0).unwrap();
+    assert_eq!(&p[1..nul], auth::NATIVE.as_bytes());
+    let switch_scramble = &p[nul + 1..nul + 21];
+    assert_eq!(switch_scramble, &g.scramble[..20]);
+    send(&mut s, 3, &auth::native_token("apppass", switch_scramble)).await;
+    let (seq, p) = read_packet(&mut s).await;
+    assert_eq!((seq, p[0]), (4, 0x00));
+    query_works(&mut s).await;
+}
+
+fn write_cert(dir: &std::path::Path) -> (String, String) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    (cert.display().to_string(), key.display().to_string())
+}
+
+fn mariadb_cli(port: u16, extra: &[&str], sql: &str) -> std::process::Output {
+    std::process::Command::new("mariadb")
+        .args(["-h127.0.0.1", &format!("-P{port}"), "-uapp", "-papppass", "appdb"])
+        .args(extra)
+        .args(["-e", sql])
+        .output()
+        .expect("mariadb client installed")
+}
+
+#[tokio::test]
+async fn tls_and_require_tls_with_the_mariadb_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = write_cert(dir.path());
+    let extra = format!("require_tls = true\n[mysql.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n");
+    // The [mysql.tls] table must come after the plain keys of [mysql]; put
+    // users/backends (array tables) after it, as config_text does.
+    let proxy = Proxy::start_with(&config_text(&extra)).await;
+    let port = proxy.addr().port();
+    let out = tokio::task::spawn_blocking(move || {
+        (
+            mariadb_cli(port, &["--ssl", "--skip-ssl-verify-server-cert"], "\\s"),
+            mariadb_cli(port, &["--skip-ssl"], "SELECT 1"),
+        )
+    })
+    .await
+    .unwrap();
+    let tls = String::from_utf8_lossy(&out.0.stdout);
+    assert!(out.0.status.success(), "{}", String::from_utf8_lossy(&out.0.stderr));
+    assert!(tls.contains("Cipher in use is"), "TLS in use: {tls}");
+    let plain_err = String::from_utf8_lossy(&out.1.stderr);
+    assert!(!out.1.status.success());
+    assert!(plain_err.contains("3159"), "require_tls refuses plain: {plain_err}");
+}

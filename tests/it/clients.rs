@@ -1,0 +1,84 @@
+//! Real client programs (PHP mysqli/PDO, PyMySQL, mysql-connector-python,
+//! node mysql2, the mariadb CLI, sysbench) run the same checks directly
+//! against MariaDB and through tandem. The scripts live in tests/clients/ and
+//! print one `ok`/`not ok` line per check; they exit non-zero on any failure.
+
+use std::process::Command;
+
+use crate::common::{repo_root, testbed, Proxy};
+
+/// Runs a client script against host:port and returns its combined output;
+/// panics with that output when it fails.
+async fn run_client(label: &str, program: &str, args: &[&str], addr: String) -> String {
+    let root = repo_root();
+    let program = program.to_string();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let label = label.to_string();
+    tokio::task::spawn_blocking(move || {
+        let (host, port) = addr.rsplit_once(':').unwrap();
+        let out = Command::new(&program)
+            .args(&args)
+            .current_dir(&root)
+            .env("TANDEM_HOST", host)
+            .env("TANDEM_PORT", port)
+            .env("TANDEM_USER", "app")
+            .env("TANDEM_PASSWORD", "apppass")
+            .env("TANDEM_DB", "appdb")
+            .output()
+            .unwrap_or_else(|e| panic!("{label}: cannot run {program}: {e} (run scripts/install-deps)"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{label} failed:\n{text}");
+        assert!(text.contains("ok - "), "{label} ran no check:\n{text}");
+        assert!(!text.contains("not ok"), "{label}:\n{text}");
+        text
+    })
+    .await
+    .unwrap()
+}
+
+/// The same script directly and through tandem.
+async fn both(label: &str, program: &str, args: &[&str]) {
+    let proxy = Proxy::start().await;
+    run_client(&format!("{label} (direct)"), program, args, testbed().primary.clone()).await;
+    run_client(&format!("{label} (tandem)"), program, args, proxy.addr().to_string()).await;
+}
+
+#[tokio::test]
+async fn php_mysqli() {
+    both("php mysqli", "php", &["tests/clients/php/mysqli_test.php"]).await;
+}
+
+#[tokio::test]
+async fn php_pdo() {
+    both("php pdo", "php", &["tests/clients/php/pdo_test.php"]).await;
+}
+
+#[tokio::test]
+async fn python_pymysql() {
+    both("pymysql", "python3", &["tests/clients/python/pymysql_test.py"]).await;
+}
+
+#[tokio::test]
+async fn python_mysql_connector() {
+    both("mysql-connector-python", "python3", &["tests/clients/python/connector_test.py"]).await;
+}
+
+#[tokio::test]
+async fn node_mysql2() {
+    both("node mysql2", "node", &["tests/clients/node/mysql2_test.js"]).await;
+}
+
+#[tokio::test]
+async fn mariadb_cli() {
+    both("mariadb cli", "bash", &["tests/clients/cli/cli_test.sh"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sysbench_oltp_read_write_has_no_errors() {
+    let proxy = Proxy::start().await;
+    run_client("sysbench", "bash", &["tests/clients/sysbench.sh"], proxy.addr().to_string()).await;
+}
