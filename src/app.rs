@@ -16,6 +16,7 @@ use crate::admin::{self, AdminContext, Health};
 use crate::config::Config;
 use crate::mysql::listener::{self, ListenerError, MysqlShared};
 use crate::topology::Topology;
+use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -28,6 +29,8 @@ pub enum AppError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start session workers: {0}")]
+    Workers(std::io::Error),
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -40,6 +43,7 @@ pub struct App {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
+    workers: Option<Arc<Workers>>,
 }
 
 // === impl App ===
@@ -57,13 +61,19 @@ impl App {
 
         let mut mysql_addr = None;
         let mut mysql = None;
+        let mut workers = None;
         if let Some(m) = &config.mysql {
+            let n = config.runtime.worker_threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            });
+            let pool = Arc::new(Workers::start(n).map_err(AppError::Workers)?);
+            workers = Some(pool.clone());
             let topology = Arc::new(Topology::from_config(&m.backends));
             let shared = MysqlShared::new(Arc::new(m.clone()), topology, shutdown.clone())?;
             let sock = listener::bind(m.listen).await?;
             mysql_addr = sock.local_addr().ok();
             tracing::info!(addr = ?mysql_addr, "mysql listener ready");
-            tracker.spawn(listener::serve(sock, shared.clone(), tracker.clone()));
+            tracker.spawn(listener::serve(sock, shared.clone(), tracker.clone(), pool));
             mysql = Some(shared);
         }
 
@@ -92,17 +102,35 @@ impl App {
             shutdown,
             tracker,
             grace: Duration::from_millis(config.runtime.shutdown_grace_ms),
+            workers,
         })
     }
 
     /// Stops accepting, waits for sessions to end (bounded by the grace
     /// period), then returns.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         self.tracker.close();
         if tokio::time::timeout(self.grace, self.tracker.wait()).await.is_err() {
             tracing::warn!(grace = ?self.grace, "grace period over, closing remaining sessions");
         }
+        if let Some(w) = self.workers.take() {
+            // Joining blocks; the workers exit promptly once stopped.
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Ok(mut w) = Arc::try_unwrap(w) {
+                    w.stop();
+                }
+            })
+            .await;
+        }
+    }
+}
+
+impl Drop for App {
+    /// An `App` dropped without `shutdown` (a test that ends early) still
+    /// stops its listeners and worker threads.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }
 

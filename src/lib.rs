@@ -19,6 +19,7 @@
 //! - [`mysql::listener`]: the MySQL accept loop: connection limits, TLS, the session registry
 //!   (tandem connection id -> backend thread, for `KILL`).
 //! - [`mysql::io`]: plain-or-TLS socket and buffered packet reader/writer.
+//! - [`workers`]: session worker threads, one single-threaded runtime per core.
 //! - [`tls`]: rustls server/client configuration from PEM files.
 
 pub mod admin;
@@ -28,3 +29,4 @@ pub mod metrics;
 pub mod mysql;
 pub mod tls;
 pub mod topology;
+pub mod workers;

@@ -87,14 +87,11 @@ fn run(path: &Path) -> ExitCode {
         eprintln!("tandem: {e}");
         return ExitCode::from(EXIT_BAD_CONFIG);
     }
-    let workers = config.runtime.worker_threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("tandem-worker")
+    // The control plane (accept loops, admin, signals) runs on this one
+    // thread; client sessions run on `runtime.worker_threads` session
+    // workers that `app::run` starts (see `tandem::workers`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .thread_name("tandem-control")
         .enable_all()
         .build()
     {
@@ -107,7 +104,6 @@ fn run(path: &Path) -> ExitCode {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         config = %config.origin,
-        workers,
         "tandem starting"
     );
     let result = runtime.block_on(tandem::app::run(config));
@@ -142,13 +138,58 @@ fn init_tracing(config: &Config) -> Result<(), String> {
 }
 
 /// `error: cause: cause's cause`, the whole `source()` chain on one line.
+/// A cause whose text the message already ends with is not repeated (an
+/// error may both show its cause and return it from `source()`).
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
+        let part = e.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
         cause = e.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle: {0}")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_joins_causes_once() {
+        let e = Outer(Middle(std::io::Error::other("disk on fire")));
+        assert_eq!(error_chain(&e), "outer: middle: disk on fire");
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn cli_parses_the_documented_commands() {
+        let cli = Cli::try_parse_from(["tandem", "run", "--config", "/etc/tandem.toml"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::Run { config } if config == Path::new("/etc/tandem.toml"))
+        );
+        let cli = Cli::try_parse_from(["tandem", "check-config", "-c", "x.toml"]).unwrap();
+        assert!(matches!(cli.command, Command::CheckConfig { .. }));
+        let cli = Cli::try_parse_from(["tandem", "print-example-config"]).unwrap();
+        assert!(matches!(cli.command, Command::PrintExampleConfig));
+        assert!(Cli::try_parse_from(["tandem", "run"]).is_err());
+        let version = Cli::try_parse_from(["tandem", "--version"]).unwrap_err();
+        assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);
+    }
 }

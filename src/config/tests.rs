@@ -119,6 +119,7 @@ fn defaults() {
     assert_eq!(m.max_client_connections, 2048);
     assert_eq!(m.handshake_timeout_ms, 10_000);
     assert_eq!(m.client_idle_timeout_ms, 28_800_000);
+    assert_eq!(m.net_read_timeout_ms, 30_000);
     assert_eq!(m.max_allowed_packet, 67_108_864);
     assert_eq!(m.backend_connect_timeout_ms, 3_000);
     assert_eq!(m.default_auth_plugin, AuthPlugin::NativePassword);
@@ -169,6 +170,7 @@ listen = "[::1]:6033"
 max_client_connections = 10
 handshake_timeout_ms = 1
 client_idle_timeout_ms = 2
+net_read_timeout_ms = 4
 max_allowed_packet = 1024
 backend_connect_timeout_ms = 3
 default_auth_plugin = "caching_sha2_password"
@@ -214,6 +216,7 @@ role = "primary"
         (m.max_allowed_packet, m.backend_connect_timeout_ms),
         (1024, 3)
     );
+    assert_eq!(m.net_read_timeout_ms, 4);
     assert_eq!(m.default_auth_plugin, AuthPlugin::CachingSha2Password);
     assert_eq!(m.default_auth_plugin.name(), "caching_sha2_password");
     assert_eq!(m.server_version.as_deref(), Some("8.0.36-tandem"));
@@ -429,6 +432,10 @@ fn validation_errors() {
         (
             MINIMAL_MYSQL.replace("[[mysql.users]]", "handshake_timeout_ms = 0\n[[mysql.users]]"),
             "x.toml:mysql.handshake_timeout_ms: must be at least 1",
+        ),
+        (
+            MINIMAL_MYSQL.replace("[[mysql.users]]", "net_read_timeout_ms = 0\n[[mysql.users]]"),
+            "x.toml:mysql.net_read_timeout_ms: must be at least 1",
         ),
         (
             MINIMAL_MYSQL.replace("[[mysql.users]]", "server_version = \"\"\n[[mysql.users]]"),

@@ -9,7 +9,8 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use super::raw::{
-    RawAdmin, RawBackend, RawBackendTls, RawConfig, RawLog, RawMysql, RawRuntime, RawUser,
+    RawAdmin, RawBackend, RawBackendTls, RawConfig, RawLog, RawMysql, RawRuntime, RawTlsFiles,
+    RawUser,
 };
 use super::{
     AdminConfig, AuthPlugin, BackendConfig, BackendTls, Config, LogConfig, LogFormat,
@@ -88,17 +89,7 @@ fn mysql(raw: RawMysql, base_dir: Option<&Path>) -> Result<MysqlConfig, Invalid>
             "require_tls = true needs a [mysql.tls] section with cert_file and key_file",
         ));
     }
-    let max_allowed_packet = raw.max_allowed_packet.unwrap_or(MAX_ALLOWED_PACKET.into());
-    if !MAX_ALLOWED_PACKET_RANGE.contains(&max_allowed_packet) {
-        return Err(invalid(
-            "mysql.max_allowed_packet",
-            format!(
-                "must be between {} and {}, found {max_allowed_packet}",
-                MAX_ALLOWED_PACKET_RANGE.start(),
-                MAX_ALLOWED_PACKET_RANGE.end()
-            ),
-        ));
-    }
+    let max_allowed_packet = max_allowed_packet(raw.max_allowed_packet)?;
     if let Some(version) = &raw.server_version {
         if version.is_empty() || version.contains('\0') {
             return Err(invalid(
@@ -107,13 +98,7 @@ fn mysql(raw: RawMysql, base_dir: Option<&Path>) -> Result<MysqlConfig, Invalid>
             ));
         }
     }
-    let tls = match raw.tls {
-        Some(t) => Some(TlsFiles {
-            cert_file: readable_file("mysql.tls.cert_file", t.cert_file, base_dir)?,
-            key_file: readable_file("mysql.tls.key_file", t.key_file, base_dir)?,
-        }),
-        None => None,
-    };
+    let tls = raw.tls.map(|t| tls_files(t, base_dir)).transpose()?;
     Ok(MysqlConfig {
         listen: socket_addr("mysql.listen", &raw.listen)?,
         users: users(raw.users)?,
@@ -138,8 +123,7 @@ fn mysql(raw: RawMysql, base_dir: Option<&Path>) -> Result<MysqlConfig, Invalid>
             "mysql.client_idle_timeout_ms",
             raw.client_idle_timeout_ms.unwrap_or(CLIENT_IDLE_TIMEOUT_MS),
         )?,
-        // In range per the check above, so it fits u32.
-        max_allowed_packet: max_allowed_packet as u32,
+        max_allowed_packet,
         backend_connect_timeout_ms: at_least_one(
             "mysql.backend_connect_timeout_ms",
             raw.backend_connect_timeout_ms
@@ -159,6 +143,29 @@ fn mysql(raw: RawMysql, base_dir: Option<&Path>) -> Result<MysqlConfig, Invalid>
             .rsa_private_key_file
             .map(|p| readable_file("mysql.rsa_private_key_file", p, base_dir))
             .transpose()?,
+    })
+}
+
+fn max_allowed_packet(raw: Option<u64>) -> Result<u32, Invalid> {
+    let value = raw.unwrap_or(MAX_ALLOWED_PACKET.into());
+    if !MAX_ALLOWED_PACKET_RANGE.contains(&value) {
+        return Err(invalid(
+            "mysql.max_allowed_packet",
+            format!(
+                "must be between {} and {}, found {value}",
+                MAX_ALLOWED_PACKET_RANGE.start(),
+                MAX_ALLOWED_PACKET_RANGE.end()
+            ),
+        ));
+    }
+    // The range ends at 1 GiB, so it fits.
+    Ok(value as u32)
+}
+
+fn tls_files(raw: RawTlsFiles, base_dir: Option<&Path>) -> Result<TlsFiles, Invalid> {
+    Ok(TlsFiles {
+        cert_file: readable_file("mysql.tls.cert_file", raw.cert_file, base_dir)?,
+        key_file: readable_file("mysql.tls.key_file", raw.key_file, base_dir)?,
     })
 }
 

@@ -23,6 +23,7 @@ use super::session::{self, rsa_keys::RsaKeys};
 use crate::config::{AuthPlugin, MysqlConfig};
 use crate::metrics::{MysqlMetrics, RejectReason};
 use crate::topology::Topology;
+use crate::workers::Workers;
 
 /// A configured user, with what tandem needs to check its logins.
 pub struct UserEntry {
@@ -239,8 +240,14 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenerError> {
         .map_err(|source| ListenerError::Bind { addr, source })
 }
 
-/// Accepts clients until shutdown; each session runs on its own task.
-pub async fn serve(listener: TcpListener, shared: Arc<MysqlShared>, tracker: TaskTracker) {
+/// Accepts clients until shutdown; each session runs as a task on one of the
+/// session workers for its whole life.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<MysqlShared>,
+    tracker: TaskTracker,
+    workers: Arc<Workers>,
+) {
     shared.refresh_server_version().await;
     loop {
         let (tcp, peer) = tokio::select! {
@@ -255,8 +262,21 @@ pub async fn serve(listener: TcpListener, shared: Arc<MysqlShared>, tracker: Tas
                 }
             },
         };
+        // Move the socket to the worker's reactor: deregister here, register there.
+        let std_tcp = match tcp.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand a connection to a worker");
+                continue;
+            }
+        };
         let shared = shared.clone();
-        tracker.spawn(async move { accept_one(tcp, peer, shared).await });
+        workers.pick().spawn(tracker.track_future(async move {
+            match TcpStream::from_std(std_tcp) {
+                Ok(tcp) => accept_one(tcp, peer, shared).await,
+                Err(e) => tracing::warn!(error = %e, "cannot register a connection"),
+            }
+        }));
     }
     tracing::info!("mysql listener stopped accepting");
 }

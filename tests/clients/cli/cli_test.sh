@@ -77,7 +77,7 @@ expect_error "bad query: exit 1 and error 1064" "SELEC 1" 1064
 expect_error "unknown table: error 1146" "SELECT * FROM cli_no_such_$$" 1146
 expect_error "duplicate key: error 1062" "INSERT INTO $T VALUES (1, 'again')" 1062
 
-out=$(cli -N -B -e "DROP TABLE $T" 2>&1) && ok "drop table" || not_ok "drop table" "$out"
+if out=$(cli -N -B -e "DROP TABLE $T" 2>&1); then ok "drop table"; else not_ok "drop table" "$out"; fi
 
 echo "cli: $passed passed, $failed failed"
 ((failed == 0))

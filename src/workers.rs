@@ -1,0 +1,80 @@
+//! Session worker threads: one single-threaded Tokio runtime per core.
+//!
+//! A client session is a chain of short socket waits (client -> backend ->
+//! client). On a work-stealing runtime every readiness event may wake a
+//! second worker thread to steal the task, and those cross-core wake-ups cost
+//! more CPU than the relay itself (measured: most of tandem's CPU went to
+//! futex/scheduler wake-ups). Here each accepted socket is handed to one
+//! worker for its whole life: its I/O, timers and tasks stay on one thread,
+//! which sleeps only in `epoll_wait`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+/// The pool of session worker threads.
+pub struct Workers {
+    handles: Vec<Handle>,
+    threads: Vec<JoinHandle<()>>,
+    next: AtomicUsize,
+    /// Cancelled when the workers must stop (after the shutdown grace period).
+    stop: CancellationToken,
+}
+
+// === impl Workers ===
+
+impl Workers {
+    /// Starts `n` worker threads (at least one).
+    pub fn start(n: usize) -> std::io::Result<Workers> {
+        let stop = CancellationToken::new();
+        let mut handles = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..n.max(1) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            handles.push(rt.handle().clone());
+            let stop = stop.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("tandem-session-{i}"))
+                .spawn(move || rt.block_on(stop.cancelled()))?;
+            threads.push(thread);
+        }
+        Ok(Workers {
+            handles,
+            threads,
+            next: AtomicUsize::new(0),
+            stop,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+
+    /// The worker for the next connection (round robin).
+    pub fn pick(&self) -> &Handle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        &self.handles[i]
+    }
+
+    /// Stops the worker threads; tasks still running on them are dropped.
+    pub fn stop(&mut self) {
+        self.stop.cancel();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
