@@ -58,7 +58,8 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
 /// otherwise (verify = false) encrypted without checking the certificate,
 /// as `--ssl` without `--ssl-verify-server-cert` does in the mariadb client.
 pub fn client_config(ca: Option<&Path>, verify: bool) -> Result<Arc<ClientConfig>, TlsError> {
-    let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder =
+        ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let cfg = if verify {
         let mut roots = RootCertStore::empty();
         if let Some(ca) = ca {

@@ -49,7 +49,7 @@ pub struct AdminConfig {
 /// `[runtime]`: the Tokio runtime and shutdown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
-    /// Session worker threads; `None` = one per CPU.
+    /// Session worker threads; `None` = half the CPUs, at least one.
     pub worker_threads: Option<usize>,
     /// How long a shutdown waits for sessions to finish; default 10 000.
     pub shutdown_grace_ms: u64,

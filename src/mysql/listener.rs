@@ -133,8 +133,8 @@ impl MysqlShared {
             }),
             None => None,
         };
-        let rsa = RsaKeys::new(config.rsa_private_key_file.as_deref())
-            .map_err(ListenerError::Rsa)?;
+        let rsa =
+            RsaKeys::new(config.rsa_private_key_file.as_deref()).map_err(ListenerError::Rsa)?;
         let version = config
             .server_version
             .clone()
@@ -286,7 +286,10 @@ async fn accept_one(tcp: TcpStream, peer: SocketAddr, shared: Arc<MysqlShared>) 
     let n = shared.client_count.fetch_add(1, Ordering::AcqRel) + 1;
     shared.metrics.client_connections.increment(1.0);
     if n > shared.config.max_client_connections {
-        shared.metrics.rejected(RejectReason::MaxConnections).increment(1);
+        shared
+            .metrics
+            .rejected(RejectReason::MaxConnections)
+            .increment(1);
         let mut io = PacketIo::new(Stream::Plain(tcp));
         // Like mysqld, answer with ERR 1040 in place of the greeting.
         let _ = io

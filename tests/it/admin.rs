@@ -14,7 +14,10 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     let status = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -30,15 +33,27 @@ async fn metrics_count_real_traffic_and_health_answers() {
     let proxy = Proxy::start().await;
     let (_, before) = get(proxy.admin(), "/metrics").await;
     let q0 = metric(&before, "tandem_mysql_commands_total{command=\"query\"}");
-    let mut conn = Conn::from_url(proxy.url("app", "apppass", "appdb")).await.unwrap();
+    let mut conn = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
     for _ in 0..5 {
         let _: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
     }
-    let _ = Conn::from_url(proxy.url("app", "bad", "appdb")).await.unwrap_err();
+    let _ = Conn::from_url(proxy.url("app", "bad", "appdb"))
+        .await
+        .unwrap_err();
     let (status, after) = get(proxy.admin(), "/metrics").await;
     assert_eq!(status, 200);
-    assert!(metric(&after, "tandem_mysql_commands_total{command=\"query\"}") >= q0 + 5.0, "{after}");
-    assert!(metric(&after, "tandem_mysql_client_connections_rejected_total{reason=\"auth_failed\"}") >= 1.0);
+    assert!(
+        metric(&after, "tandem_mysql_commands_total{command=\"query\"}") >= q0 + 5.0,
+        "{after}"
+    );
+    assert!(
+        metric(
+            &after,
+            "tandem_mysql_client_connections_rejected_total{reason=\"auth_failed\"}"
+        ) >= 1.0
+    );
     assert!(metric(&after, "tandem_mysql_client_bytes_sent_total") > 0.0);
     assert!(after.contains("tandem_mysql_query_duration_seconds"));
     let (status, body) = get(proxy.admin(), "/health").await;
@@ -54,7 +69,9 @@ async fn metrics_count_real_traffic_and_health_answers() {
 #[tokio::test]
 async fn graceful_shutdown_lets_a_running_statement_finish() {
     let proxy = Proxy::start().await;
-    let mut conn = Conn::from_url(proxy.url("app", "apppass", "appdb")).await.unwrap();
+    let mut conn = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
     let running = tokio::spawn(async move {
         let r: Option<i64> = conn.query_first("SELECT SLEEP(1) + 41").await.unwrap();
         (conn, r)
@@ -64,7 +81,14 @@ async fn graceful_shutdown_lets_a_running_statement_finish() {
     let t0 = std::time::Instant::now();
     proxy.app.shutdown().await;
     let (_conn, r) = running.await.unwrap();
-    assert_eq!(r, Some(41), "in-flight statement finished (SLEEP returns 0)");
+    assert_eq!(
+        r,
+        Some(41),
+        "in-flight statement finished (SLEEP returns 0)"
+    );
     assert!(t0.elapsed() < std::time::Duration::from_secs(3));
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
 }

@@ -63,11 +63,18 @@ async fn query_works(s: &mut TcpStream) {
 #[tokio::test]
 async fn password_hash_user_logs_in_and_reaches_the_backend() {
     let proxy = Proxy::start().await;
-    let mut conn = Conn::from_url(proxy.url("app2", "app2pass", "appdb")).await.unwrap();
+    let mut conn = Conn::from_url(proxy.url("app2", "app2pass", "appdb"))
+        .await
+        .unwrap();
     let who: Option<String> = conn.query_first("SELECT CURRENT_USER()").await.unwrap();
     assert!(who.unwrap().starts_with("app2@"));
-    let e = Conn::from_url(proxy.url("app2", "wrong", "appdb")).await.unwrap_err();
-    assert!(e.to_string().contains("1045") || e.to_string().contains("Access denied"), "{e}");
+    let e = Conn::from_url(proxy.url("app2", "wrong", "appdb"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("1045") || e.to_string().contains("Access denied"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -92,16 +99,30 @@ async fn caching_sha2_full_auth_through_rsa_for_a_hash_only_user() {
     let (_, g) = read_packet(&mut s).await;
     let g = BackendGreeting::parse(&g).unwrap();
     let scramble = g.scramble[..20].to_vec();
-    send(&mut s, 1, &hello("app2", auth::CACHING_SHA2, auth::sha2_token("app2pass", &scramble))).await;
+    send(
+        &mut s,
+        1,
+        &hello(
+            "app2",
+            auth::CACHING_SHA2,
+            auth::sha2_token("app2pass", &scramble),
+        ),
+    )
+    .await;
     let (_, p) = read_packet(&mut s).await;
     assert_eq!(p, vec![0x01, auth::SHA2_PERFORM_FULL_AUTH]);
     send(&mut s, 3, &[auth::SHA2_REQUEST_PUBLIC_KEY]).await;
     let (_, p) = read_packet(&mut s).await;
     assert_eq!(p[0], 0x01);
-    let key = rsa::RsaPublicKey::from_public_key_pem(std::str::from_utf8(&p[1..]).unwrap()).unwrap();
+    let key =
+        rsa::RsaPublicKey::from_public_key_pem(std::str::from_utf8(&p[1..]).unwrap()).unwrap();
     let plain = auth::xor_with_scramble(b"app2pass\0", &scramble);
     let enc = key
-        .encrypt(&mut rand::thread_rng(), rsa::Oaep::new::<sha1::Sha1>(), &plain)
+        .encrypt(
+            &mut rand::thread_rng(),
+            rsa::Oaep::new::<sha1::Sha1>(),
+            &plain,
+        )
         .unwrap();
     send(&mut s, 5, &enc).await;
     let (seq, p) = read_packet(&mut s).await;
@@ -130,7 +151,8 @@ async fn unknown_client_plugin_gets_an_auth_switch() {
 }
 
 fn write_cert(dir: &std::path::Path) -> (String, String) {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     std::fs::write(&cert, ck.cert.pem()).unwrap();
@@ -140,7 +162,13 @@ fn write_cert(dir: &std::path::Path) -> (String, String) {
 
 fn mariadb_cli(port: u16, extra: &[&str], sql: &str) -> std::process::Output {
     std::process::Command::new("mariadb")
-        .args(["-h127.0.0.1", &format!("-P{port}"), "-uapp", "-papppass", "appdb"])
+        .args([
+            "-h127.0.0.1",
+            &format!("-P{port}"),
+            "-uapp",
+            "-papppass",
+            "appdb",
+        ])
         .args(extra)
         .args(["-e", sql])
         .output()
@@ -151,7 +179,8 @@ fn mariadb_cli(port: u16, extra: &[&str], sql: &str) -> std::process::Output {
 async fn tls_and_require_tls_with_the_mariadb_cli() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = write_cert(dir.path());
-    let extra = format!("require_tls = true\n[mysql.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n");
+    let extra =
+        format!("require_tls = true\n[mysql.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n");
     // The [mysql.tls] table must come after the plain keys of [mysql]; put
     // users/backends (array tables) after it, as config_text does.
     let proxy = Proxy::start_with(&config_text(&extra)).await;
@@ -165,9 +194,16 @@ async fn tls_and_require_tls_with_the_mariadb_cli() {
     .await
     .unwrap();
     let tls = String::from_utf8_lossy(&out.0.stdout);
-    assert!(out.0.status.success(), "{}", String::from_utf8_lossy(&out.0.stderr));
+    assert!(
+        out.0.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.0.stderr)
+    );
     assert!(tls.contains("Cipher in use is"), "TLS in use: {tls}");
     let plain_err = String::from_utf8_lossy(&out.1.stderr);
     assert!(!out.1.status.success());
-    assert!(plain_err.contains("3159"), "require_tls refuses plain: {plain_err}");
+    assert!(
+        plain_err.contains("3159"),
+        "require_tls refuses plain: {plain_err}"
+    );
 }

@@ -23,7 +23,9 @@ struct Raw {
 
 impl Raw {
     async fn connect(addr: std::net::SocketAddr) -> Raw {
-        Raw { s: TcpStream::connect(addr).await.unwrap() }
+        Raw {
+            s: TcpStream::connect(addr).await.unwrap(),
+        }
     }
 
     async fn read_packet(&mut self) -> Option<(u8, Vec<u8>)> {
@@ -72,7 +74,10 @@ impl Raw {
 
     /// Expects an ERR packet and returns it.
     async fn expect_err(&mut self) -> ServerError {
-        let (_, p) = self.read_packet().await.expect("an ERR packet, not a closed socket");
+        let (_, p) = self
+            .read_packet()
+            .await
+            .expect("an ERR packet, not a closed socket");
         ServerError::parse(&p).unwrap_or_else(|| panic!("expected ERR, got {p:?}"))
     }
 
@@ -93,7 +98,9 @@ async fn healthy(conn: &mut Conn) {
 
 async fn proxy_with(extra: &str) -> (Proxy, Conn) {
     let proxy = Proxy::start_with(&config_text(extra)).await;
-    let conn = Conn::from_url(proxy.url("app", "apppass", "appdb")).await.unwrap();
+    let conn = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
     (proxy, conn)
 }
 
@@ -115,13 +122,17 @@ async fn garbage_and_truncated_handshake_responses_get_bad_handshake() {
     // Pre-4.1 capabilities / garbage.
     let mut r = Raw::connect(proxy.addr()).await;
     r.read_packet().await.unwrap();
-    r.send(1, b"\x00\x00GARBAGEGARBAGEGARBAGEGARBAGEGARBAGE").await;
+    r.send(1, b"\x00\x00GARBAGEGARBAGEGARBAGEGARBAGEGARBAGE")
+        .await;
     assert_eq!(r.expect_err().await.code, 1043);
     assert!(r.closed().await);
     // PROTOCOL_41 but cut in the middle of the auth data.
     let mut r = Raw::connect(proxy.addr()).await;
     r.read_packet().await.unwrap();
-    let mut p = (Cap::CLIENT_PROTOCOL_41 | Cap::CLIENT_SECURE_CONNECTION).bits().to_le_bytes().to_vec();
+    let mut p = (Cap::CLIENT_PROTOCOL_41 | Cap::CLIENT_SECURE_CONNECTION)
+        .bits()
+        .to_le_bytes()
+        .to_vec();
     p.extend_from_slice(&[0; 28]);
     p.extend_from_slice(b"app\0\x14abc");
     r.send(1, &p).await;
@@ -134,19 +145,28 @@ async fn garbage_and_truncated_handshake_responses_get_bad_handshake() {
 async fn wrong_password_and_unknown_user_get_1045_like_mariadb() {
     let (proxy, mut good) = proxy_with("").await;
     for (user, pass) in [("app", "nope"), ("nobody", "x")] {
-        let direct = Conn::from_url(crate::common::direct_url(user, pass, "appdb")).await.unwrap_err();
-        let through = Conn::from_url(proxy.url(user, pass, "appdb")).await.unwrap_err();
+        let direct = Conn::from_url(crate::common::direct_url(user, pass, "appdb"))
+            .await
+            .unwrap_err();
+        let through = Conn::from_url(proxy.url(user, pass, "appdb"))
+            .await
+            .unwrap_err();
         for (name, e) in [("direct", &direct), ("tandem", &through)] {
             match e {
                 mysql_async::Error::Server(s) => {
                     assert_eq!(s.code, 1045, "{name}");
                     assert_eq!(s.state, "28000", "{name}");
                     assert!(
-                        s.message.starts_with(&format!("Access denied for user '{user}'@'")),
+                        s.message
+                            .starts_with(&format!("Access denied for user '{user}'@'")),
                         "{name}: {}",
                         s.message
                     );
-                    assert!(s.message.ends_with("(using password: YES)"), "{name}: {}", s.message);
+                    assert!(
+                        s.message.ends_with("(using password: YES)"),
+                        "{name}: {}",
+                        s.message
+                    );
                 }
                 other => panic!("{name}: {other}"),
             }
@@ -157,7 +177,8 @@ async fn wrong_password_and_unknown_user_get_1045_like_mariadb() {
 
 #[tokio::test]
 async fn command_phase_errors() {
-    let (proxy, mut good) = proxy_with("max_allowed_packet = 4096\nnet_read_timeout_ms = 300").await;
+    let (proxy, mut good) =
+        proxy_with("max_allowed_packet = 4096\nnet_read_timeout_ms = 300").await;
     // Unknown command: ERR 1047 and the connection survives.
     let mut r = Raw::login(proxy.addr()).await;
     r.send(0, &[0x50, 1, 2, 3]).await;
@@ -181,7 +202,11 @@ async fn command_phase_errors() {
     assert!(r.closed().await);
     // A length header that lies (announces 1000 bytes, sends 10): ERR 1159.
     let mut r = Raw::login(proxy.addr()).await;
-    r.s.write_all(&[0xE8, 0x03, 0, 0, 0x03, b'S', b'E', b'L', b'E', b'C', b'T', b' ', b'1', b' ']).await.unwrap();
+    r.s.write_all(&[
+        0xE8, 0x03, 0, 0, 0x03, b'S', b'E', b'L', b'E', b'C', b'T', b' ', b'1', b' ',
+    ])
+    .await
+    .unwrap();
     assert_eq!(r.expect_err().await.code, 1159);
     assert!(r.closed().await);
     healthy(&mut good).await;
@@ -190,25 +215,41 @@ async fn command_phase_errors() {
 #[tokio::test]
 async fn connection_limit_answers_1040() {
     let (proxy, mut good) = proxy_with("max_client_connections = 2").await;
-    let _second = Conn::from_url(proxy.url("app", "apppass", "appdb")).await.unwrap();
-    let e = Conn::from_url(proxy.url("app", "apppass", "appdb")).await.unwrap_err();
-    assert!(matches!(e, mysql_async::Error::Server(ref s) if s.code == 1040), "{e}");
+    let _second = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
+    let e = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, mysql_async::Error::Server(ref s) if s.code == 1040),
+        "{e}"
+    );
     healthy(&mut good).await;
 }
 
 #[tokio::test]
 async fn backend_down_at_connect_is_a_prompt_2003() {
     // A port nobody listens on: bind, note, close.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let text = config_text("").replace(&crate::common::testbed().primary, &dead.to_string());
     let proxy = Proxy::start_with(&text).await;
     let t0 = Instant::now();
-    let e = Conn::from_url(proxy.url("app", "apppass", "appdb")).await.unwrap_err();
+    let e = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap_err();
     assert!(t0.elapsed() < Duration::from_secs(5));
     match e {
         mysql_async::Error::Server(s) => {
             assert_eq!(s.code, 2003);
-            assert!(s.message.contains("tandem") && s.message.contains("db1"), "{}", s.message);
+            assert!(
+                s.message.contains("tandem") && s.message.contains("db1"),
+                "{}",
+                s.message
+            );
         }
         other => panic!("{other}"),
     }

@@ -25,7 +25,9 @@ async fn run_client(label: &str, program: &str, args: &[&str], addr: String) -> 
             .env("TANDEM_PASSWORD", "apppass")
             .env("TANDEM_DB", "appdb")
             .output()
-            .unwrap_or_else(|e| panic!("{label}: cannot run {program}: {e} (run scripts/install-deps)"));
+            .unwrap_or_else(|e| {
+                panic!("{label}: cannot run {program}: {e} (run scripts/install-deps)")
+            });
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -43,8 +45,20 @@ async fn run_client(label: &str, program: &str, args: &[&str], addr: String) -> 
 /// The same script directly and through tandem.
 async fn both(label: &str, program: &str, args: &[&str]) {
     let proxy = Proxy::start().await;
-    run_client(&format!("{label} (direct)"), program, args, testbed().primary.clone()).await;
-    run_client(&format!("{label} (tandem)"), program, args, proxy.addr().to_string()).await;
+    run_client(
+        &format!("{label} (direct)"),
+        program,
+        args,
+        testbed().primary.clone(),
+    )
+    .await;
+    run_client(
+        &format!("{label} (tandem)"),
+        program,
+        args,
+        proxy.addr().to_string(),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -59,17 +73,32 @@ async fn php_pdo() {
 
 #[tokio::test]
 async fn python_pymysql() {
-    both("pymysql", "python3", &["tests/clients/python/pymysql_test.py"]).await;
+    both(
+        "pymysql",
+        "python3",
+        &["tests/clients/python/pymysql_test.py"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn python_mysql_connector() {
-    both("mysql-connector-python", "python3", &["tests/clients/python/connector_test.py"]).await;
+    both(
+        "mysql-connector-python",
+        "python3",
+        &["tests/clients/python/connector_test.py"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn node_mysql2() {
-    both("node mysql2", "node", &["tests/clients/node/mysql2_test.js"]).await;
+    both(
+        "node mysql2",
+        "node",
+        &["tests/clients/node/mysql2_test.js"],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -80,5 +109,11 @@ async fn mariadb_cli() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sysbench_oltp_read_write_has_no_errors() {
     let proxy = Proxy::start().await;
-    run_client("sysbench", "bash", &["tests/clients/sysbench.sh"], proxy.addr().to_string()).await;
+    run_client(
+        "sysbench",
+        "bash",
+        &["tests/clients/sysbench.sh"],
+        proxy.addr().to_string(),
+    )
+    .await;
 }

@@ -35,7 +35,8 @@ pub fn testbed() -> &'static Testbed {
                 .collect();
             return Testbed { primary, replicas };
         }
-        let dir = std::env::var("TANDEM_TESTBED_DIR").unwrap_or_else(|_| "/tmp/tandem-testbed".into());
+        let dir =
+            std::env::var("TANDEM_TESTBED_DIR").unwrap_or_else(|_| "/tmp/tandem-testbed".into());
         let status = Command::new(repo_root().join("scripts/testbed"))
             .args(["start", &dir, "23306", "2"])
             .status()
@@ -119,12 +120,18 @@ impl Proxy {
     pub fn url(&self, user: &str, pass: &str, db: &str) -> String {
         // prefer_socket=false: otherwise mysql_async asks the server for its
         // unix socket and bypasses tandem.
-        format!("mysql://{user}:{pass}@{}/{db}?prefer_socket=false", self.addr())
+        format!(
+            "mysql://{user}:{pass}@{}/{db}?prefer_socket=false",
+            self.addr()
+        )
     }
 }
 
 pub fn direct_url(user: &str, pass: &str, db: &str) -> String {
-    format!("mysql://{user}:{pass}@{}/{db}?prefer_socket=false", testbed().primary)
+    format!(
+        "mysql://{user}:{pass}@{}/{db}?prefer_socket=false",
+        testbed().primary
+    )
 }
 
 /// Both targets a client assertion runs against: ("direct", url), ("tandem", url).

@@ -29,7 +29,10 @@ async fn read_types(conn: &mut Conn, table: &str) -> (Vec<Row>, Vec<Row>) {
         .await
         .unwrap();
     let bin: Vec<Row> = conn
-        .exec(format!("SELECT * FROM {table} WHERE id >= ? ORDER BY id"), (0,))
+        .exec(
+            format!("SELECT * FROM {table} WHERE id >= ? ORDER BY id"),
+            (0,),
+        )
         .await
         .unwrap();
     (text, bin)
@@ -43,9 +46,17 @@ fn values(rows: &[Row]) -> Vec<Vec<Value>> {
 async fn column_types_round_trip_identically_text_and_binary() {
     let proxy = Proxy::start().await;
     let table = format!("appdb.{}", unique("types"));
-    let mut setup = Conn::from_url(crate::common::direct_url("app", "apppass", "appdb")).await.unwrap();
-    setup.query_drop(format!("CREATE TABLE {table} {TYPES_DDL}")).await.unwrap();
-    setup.query_drop(format!("INSERT INTO {table} VALUES {TYPES_ROW}")).await.unwrap();
+    let mut setup = Conn::from_url(crate::common::direct_url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
+    setup
+        .query_drop(format!("CREATE TABLE {table} {TYPES_DDL}"))
+        .await
+        .unwrap();
+    setup
+        .query_drop(format!("INSERT INTO {table} VALUES {TYPES_ROW}"))
+        .await
+        .unwrap();
     let mut results = Vec::new();
     for (name, url) in targets(&proxy, "app", "apppass", "appdb") {
         let mut conn = Conn::from_url(&url).await.unwrap();
@@ -53,7 +64,15 @@ async fn column_types_round_trip_identically_text_and_binary() {
         let id = if name == "direct" { 2 } else { 3 };
         conn.exec_drop(
             format!("INSERT INTO {table} (id, n, d, vc, bl, nul, dt) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-            (id, 42i32, 0.5f64, "emoji 🎉", vec![0u8, 1, 2, 255], Value::NULL, "2023-05-06 07:08:09.5"),
+            (
+                id,
+                42i32,
+                0.5f64,
+                "emoji 🎉",
+                vec![0u8, 1, 2, 255],
+                Value::NULL,
+                "2023-05-06 07:08:09.5",
+            ),
         )
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -61,21 +80,50 @@ async fn column_types_round_trip_identically_text_and_binary() {
         assert!(text.len() >= 2, "{name}");
         let t = values(&text);
         // A few explicit values, as a user would check them.
-        assert_eq!(t[0][16], Value::Bytes("héllo 😀 wörld".as_bytes().to_vec()), "{name}: utf8mb4");
-        assert_eq!(t[0][9], Value::Bytes(b"12345678901234567890.0123456789".to_vec()), "{name}: decimal");
-        assert_eq!(t[0][10], Value::Bytes(b"2024-02-29 23:59:59.123456".to_vec()), "{name}: datetime(6)");
+        assert_eq!(
+            t[0][16],
+            Value::Bytes("héllo 😀 wörld".as_bytes().to_vec()),
+            "{name}: utf8mb4"
+        );
+        assert_eq!(
+            t[0][9],
+            Value::Bytes(b"12345678901234567890.0123456789".to_vec()),
+            "{name}: decimal"
+        );
+        assert_eq!(
+            t[0][10],
+            Value::Bytes(b"2024-02-29 23:59:59.123456".to_vec()),
+            "{name}: datetime(6)"
+        );
         assert_eq!(t[0][24], Value::NULL, "{name}: NULL");
-        assert_eq!(t[1][18], Value::Bytes(vec![0, 1, 2, 255]), "{name}: blob param");
+        assert_eq!(
+            t[1][18],
+            Value::Bytes(vec![0, 1, 2, 255]),
+            "{name}: blob param"
+        );
         let b = values(&bin);
-        assert_eq!(b[0][6], Value::UInt(u64::MAX), "{name}: bigint unsigned (binary)");
+        assert_eq!(
+            b[0][6],
+            Value::UInt(u64::MAX),
+            "{name}: bigint unsigned (binary)"
+        );
         assert_eq!(b[0][24], Value::NULL, "{name}: NULL (binary)");
         results.push((name, t[0].clone(), b[0].clone()));
         conn.disconnect().await.unwrap();
     }
     // Row 1 read through tandem is byte-identical to the direct read.
-    assert_eq!(results[0].1, results[1].1, "text protocol differs through tandem");
-    assert_eq!(results[0].2, results[1].2, "binary protocol differs through tandem");
-    setup.query_drop(format!("DROP TABLE {table}")).await.unwrap();
+    assert_eq!(
+        results[0].1, results[1].1,
+        "text protocol differs through tandem"
+    );
+    assert_eq!(
+        results[0].2, results[1].2,
+        "binary protocol differs through tandem"
+    );
+    setup
+        .query_drop(format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -89,15 +137,22 @@ async fn ok_packet_fields_multi_results_and_status_flags() {
         ))
         .await
         .unwrap();
-        conn.query_drop(format!("INSERT INTO {table} (v) VALUES (1),(2),(3)")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} (v) VALUES (1),(2),(3)"))
+            .await
+            .unwrap();
         assert_eq!(conn.affected_rows(), 3, "{name}");
         assert!(conn.last_insert_id().unwrap() > 0, "{name}");
         // 300 does not fit a TINYINT: a warning under a non-strict sql_mode.
         conn.query_drop("SET SESSION sql_mode = ''").await.unwrap();
-        conn.query_drop(format!("INSERT INTO {table} (v) VALUES (300)")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} (v) VALUES (300)"))
+            .await
+            .unwrap();
         assert_eq!(conn.get_warnings(), 1, "{name}: warnings count");
         // Multi-statement, multi-result.
-        let mut res = conn.query_iter("SELECT 1 AS a; SELECT 2 AS b, 3 AS c; DO 0").await.unwrap();
+        let mut res = conn
+            .query_iter("SELECT 1 AS a; SELECT 2 AS b, 3 AS c; DO 0")
+            .await
+            .unwrap();
         let first: Vec<(i64,)> = res.collect().await.unwrap();
         let second: Vec<(i64, i64)> = res.collect().await.unwrap();
         drop(res);
@@ -105,7 +160,9 @@ async fn ok_packet_fields_multi_results_and_status_flags() {
         assert_eq!(second, vec![(2, 3)], "{name}");
         // Transaction status is relayed: a rollback undoes the insert.
         conn.query_drop("BEGIN").await.unwrap();
-        conn.query_drop(format!("INSERT INTO {table} (v) VALUES (9)")).await.unwrap();
+        conn.query_drop(format!("INSERT INTO {table} (v) VALUES (9)"))
+            .await
+            .unwrap();
         conn.query_drop("ROLLBACK").await.unwrap();
         let n: Option<i64> = conn
             .query_first(format!("SELECT COUNT(*) FROM {table} WHERE v = 9"))
@@ -114,8 +171,13 @@ async fn ok_packet_fields_multi_results_and_status_flags() {
         assert_eq!(n, Some(0), "{name}");
         // Errors carry the server's code.
         let e = conn.query_drop("SELEC 1").await.unwrap_err();
-        assert!(matches!(e, mysql_async::Error::Server(ref s) if s.code == 1064), "{name}: {e}");
-        conn.query_drop(format!("DROP TABLE IF EXISTS {table}")).await.unwrap();
+        assert!(
+            matches!(e, mysql_async::Error::Server(ref s) if s.code == 1064),
+            "{name}: {e}"
+        );
+        conn.query_drop(format!("DROP TABLE IF EXISTS {table}"))
+            .await
+            .unwrap();
         conn.disconnect().await.unwrap();
     }
 }
@@ -124,29 +186,57 @@ async fn ok_packet_fields_multi_results_and_status_flags() {
 async fn twenty_mib_blob_round_trips_both_protocols() {
     let proxy = Proxy::start().await;
     let table = format!("appdb.{}", unique("big"));
-    let blob: Vec<u8> = (0..20 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    let blob: Vec<u8> = (0..20 * 1024 * 1024)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
     for (name, url) in targets(&proxy, "app", "apppass", "appdb") {
         let mut conn = Conn::from_url(&url).await.unwrap();
-        conn.query_drop(format!("CREATE TABLE IF NOT EXISTS {table} (id INT PRIMARY KEY, b LONGBLOB)"))
+        conn.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {table} (id INT PRIMARY KEY, b LONGBLOB)"
+        ))
+        .await
+        .unwrap();
+        conn.query_drop(format!("DELETE FROM {table}"))
             .await
             .unwrap();
-        conn.query_drop(format!("DELETE FROM {table}")).await.unwrap();
-        conn.exec_drop(format!("INSERT INTO {table} VALUES (1, ?)"), (blob.clone(),))
+        conn.exec_drop(
+            format!("INSERT INTO {table} VALUES (1, ?)"),
+            (blob.clone(),),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let back: Option<Vec<u8>> = conn
+            .query_first(format!("SELECT b FROM {table}"))
             .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let back: Option<Vec<u8>> = conn.query_first(format!("SELECT b FROM {table}")).await.unwrap();
-        assert!(back.as_ref() == Some(&blob), "{name}: text protocol blob differs");
+            .unwrap();
+        assert!(
+            back.as_ref() == Some(&blob),
+            "{name}: text protocol blob differs"
+        );
         let back: Option<Vec<u8>> = conn
             .exec_first(format!("SELECT b FROM {table} WHERE id = ?"), (1,))
             .await
             .unwrap();
-        assert!(back.as_ref() == Some(&blob), "{name}: binary protocol blob differs");
+        assert!(
+            back.as_ref() == Some(&blob),
+            "{name}: binary protocol blob differs"
+        );
         // A 20 MiB statement text (multi-packet COM_QUERY).
-        let hex: String = blob[..10 * 1024 * 1024].iter().map(|b| format!("{b:02x}")).collect();
-        conn.query_drop(format!("UPDATE {table} SET b = X'{hex}' WHERE id = 1")).await.unwrap();
-        let len: Option<i64> = conn.query_first(format!("SELECT LENGTH(b) FROM {table}")).await.unwrap();
+        let hex: String = blob[..10 * 1024 * 1024]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        conn.query_drop(format!("UPDATE {table} SET b = X'{hex}' WHERE id = 1"))
+            .await
+            .unwrap();
+        let len: Option<i64> = conn
+            .query_first(format!("SELECT LENGTH(b) FROM {table}"))
+            .await
+            .unwrap();
         assert_eq!(len, Some(10 * 1024 * 1024), "{name}");
-        conn.query_drop(format!("DROP TABLE {table}")).await.unwrap();
+        conn.query_drop(format!("DROP TABLE {table}"))
+            .await
+            .unwrap();
         conn.disconnect().await.unwrap();
     }
 }
@@ -178,7 +268,10 @@ async fn kill_query_and_connection_use_tandem_ids() {
     }
     assert!(running, "the sleep never started");
     let t0 = std::time::Instant::now();
-    killer.query_drop(format!("KILL QUERY {victim_id}")).await.unwrap();
+    killer
+        .query_drop(format!("KILL QUERY {victim_id}"))
+        .await
+        .unwrap();
     let (mut victim, r) = sleeper.await.unwrap();
     assert!(t0.elapsed() < std::time::Duration::from_secs(10));
     // MariaDB answers a killed SLEEP() with 1 (interrupted) or ERR 1317.
@@ -192,9 +285,15 @@ async fn kill_query_and_connection_use_tandem_ids() {
     assert_eq!(one, Some(1));
     // Unknown ids get ER_NO_SUCH_THREAD.
     let e = killer.query_drop("KILL 4000000000").await.unwrap_err();
-    assert!(matches!(e, mysql_async::Error::Server(ref s) if s.code == 1094), "{e}");
+    assert!(
+        matches!(e, mysql_async::Error::Server(ref s) if s.code == 1094),
+        "{e}"
+    );
     // KILL CONNECTION ends the victim's session.
-    killer.query_drop(format!("KILL CONNECTION {victim_id}")).await.unwrap();
+    killer
+        .query_drop(format!("KILL CONNECTION {victim_id}"))
+        .await
+        .unwrap();
     assert!(victim.query_drop("SELECT 1").await.is_err());
 }
 
@@ -204,20 +303,28 @@ async fn change_user_and_reset_connection() {
     for (name, url) in targets(&proxy, "app", "apppass", "appdb") {
         let mut conn = Conn::from_url(&url).await.unwrap();
         conn.query_drop("SET @x = 5").await.unwrap();
-        assert!(conn.reset().await.unwrap(), "{name}: COM_RESET_CONNECTION supported");
+        assert!(
+            conn.reset().await.unwrap(),
+            "{name}: COM_RESET_CONNECTION supported"
+        );
         let x: Option<Option<i64>> = conn.query_first("SELECT @x").await.unwrap();
         assert_eq!(x, Some(None), "{name}: reset clears user variables");
         let opts = mysql_async::ChangeUserOpts::default()
             .with_user(Some("app2".into()))
             .with_pass(Some("app2pass".into()))
             .with_db_name(Some("appdb".into()));
-        conn.change_user(opts).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        conn.change_user(opts)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let who: Option<String> = conn.query_first("SELECT CURRENT_USER()").await.unwrap();
         assert!(who.unwrap().starts_with("app2@"), "{name}");
         let bad = mysql_async::ChangeUserOpts::default()
             .with_user(Some("app2".into()))
             .with_pass(Some("wrong".into()));
         let e = conn.change_user(bad).await.unwrap_err();
-        assert!(e.to_string().contains("1045") || e.to_string().contains("Access denied"), "{name}: {e}");
+        assert!(
+            e.to_string().contains("1045") || e.to_string().contains("Access denied"),
+            "{name}: {e}"
+        );
     }
 }

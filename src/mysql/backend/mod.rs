@@ -173,7 +173,10 @@ async fn connect_inner(p: &ConnectParams<'_>) -> Result<BackendConn, BackendErro
                 ssl_request: true,
                 ..Default::default()
             };
-            seq = io.write_packet(seq, &req.encode()).await.map_err(PacketError::Io)?;
+            seq = io
+                .write_packet(seq, &req.encode())
+                .await
+                .map_err(PacketError::Io)?;
             io = upgrade(io, t, p.address).await?;
             tls = true;
         } else if t.required {
@@ -191,10 +194,19 @@ async fn connect_inner(p: &ConnectParams<'_>) -> Result<BackendConn, BackendErro
         user: p.user.to_string(),
         auth_response: token,
         database: p.database.map(str::to_string),
-        auth_plugin: Some(if plugin.is_empty() { auth::NATIVE } else { plugin }.to_string()),
+        auth_plugin: Some(
+            if plugin.is_empty() {
+                auth::NATIVE
+            } else {
+                plugin
+            }
+            .to_string(),
+        ),
         attributes: p.attributes.map(<[u8]>::to_vec),
     };
-    io.write_packet(seq, &hello.encode()).await.map_err(PacketError::Io)?;
+    io.write_packet(seq, &hello.encode())
+        .await
+        .map_err(PacketError::Io)?;
     let status = login_exchange(&mut io, plugin, p.secret, &greeting.scramble, tls).await?;
     Ok(BackendConn {
         io,
@@ -210,18 +222,28 @@ async fn upgrade(io: PacketIo, t: &BackendTls, address: &str) -> Result<PacketIo
         return Err(BackendError::Tls("already encrypted".into()));
     };
     let host = address.rsplit_once(':').map(|(h, _)| h).unwrap_or(address);
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let name = rustls::pki_types::ServerName::try_from(host)
         .map_err(|e| BackendError::Tls(e.to_string()))?;
     let tls = tokio_rustls::TlsConnector::from(t.config.clone())
         .connect(name, tcp)
         .await
         .map_err(|e| BackendError::Tls(e.to_string()))?;
-    Ok(PacketIo::new(Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls)))))
+    Ok(PacketIo::new(Stream::Tls(Box::new(
+        tokio_rustls::TlsStream::Client(tls),
+    ))))
 }
 
 /// The auth response for `plugin`, from what tandem knows of the password.
-fn auth_token(plugin: &str, secret: &Secret, scramble: &[u8], tls: bool) -> Result<Vec<u8>, BackendError> {
+fn auth_token(
+    plugin: &str,
+    secret: &Secret,
+    scramble: &[u8],
+    tls: bool,
+) -> Result<Vec<u8>, BackendError> {
     let scramble = &scramble[..scramble.len().min(20)];
     match (plugin, secret) {
         ("" | auth::NATIVE, Secret::Plain(pw)) => Ok(auth::native_token(pw, scramble)),
@@ -273,19 +295,31 @@ async fn login_exchange(
                 }
                 scramble = data;
                 let token = auth_token(&plugin, secret, &scramble, tls)?;
-                io.write_packet(seq, &token).await.map_err(PacketError::Io)?;
+                io.write_packet(seq, &token)
+                    .await
+                    .map_err(PacketError::Io)?;
             }
             Some(0x01) if plugin == auth::CACHING_SHA2 => match pkt.get(1) {
                 Some(&auth::SHA2_FAST_AUTH_OK) => {}
                 Some(&auth::SHA2_PERFORM_FULL_AUTH) => {
                     sha2_full_auth(io, seq, secret, &scramble, tls).await?;
                 }
-                _ => return Err(BackendError::Protocol("unexpected caching_sha2 data".into())),
+                _ => {
+                    return Err(BackendError::Protocol(
+                        "unexpected caching_sha2 data".into(),
+                    ))
+                }
             },
-            _ => return Err(BackendError::Protocol("unexpected packet during login".into())),
+            _ => {
+                return Err(BackendError::Protocol(
+                    "unexpected packet during login".into(),
+                ))
+            }
         }
     }
-    Err(BackendError::Protocol("too many authentication rounds".into()))
+    Err(BackendError::Protocol(
+        "too many authentication rounds".into(),
+    ))
 }
 
 async fn sha2_full_auth(
@@ -303,7 +337,10 @@ async fn sha2_full_auth(
     let mut clear = pw.as_bytes().to_vec();
     clear.push(0);
     if tls {
-        return Ok(io.write_packet(seq, &clear).await.map_err(PacketError::Io)?);
+        return Ok(io
+            .write_packet(seq, &clear)
+            .await
+            .map_err(PacketError::Io)?);
     }
     let seq = io
         .write_packet(seq, &[auth::SHA2_REQUEST_PUBLIC_KEY])
@@ -319,7 +356,11 @@ async fn sha2_full_auth(
         .map_err(|e| BackendError::Protocol(format!("server public key: {e}")))?;
     let plain = auth::xor_with_scramble(&clear, &scramble[..scramble.len().min(20)]);
     let enc = key
-        .encrypt(&mut rand::thread_rng(), rsa::Oaep::new::<sha1::Sha1>(), &plain)
+        .encrypt(
+            &mut rand::thread_rng(),
+            rsa::Oaep::new::<sha1::Sha1>(),
+            &plain,
+        )
         .map_err(|e| BackendError::Protocol(e.to_string()))?;
     Ok(io
         .write_packet(s.wrapping_add(1), &enc)

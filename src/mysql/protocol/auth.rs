@@ -85,7 +85,10 @@ pub fn native_hash(password: &str) -> [u8; 20] {
 /// Client side: the native token from the password's `SHA1(pw)`.
 pub fn native_token_from_stage1(stage1: &[u8; 20], scramble: &[u8]) -> [u8; 20] {
     let stage2 = sha1(&[stage1]);
-    xor(stage1, &sha1(&[&scramble[..20.min(scramble.len())], &stage2]))
+    xor(
+        stage1,
+        &sha1(&[&scramble[..20.min(scramble.len())], &stage2]),
+    )
 }
 
 /// Client side: the native token from a clear-text password (empty password
@@ -101,7 +104,10 @@ pub fn native_token(password: &str, scramble: &[u8]) -> Vec<u8> {
 /// returns the recovered `SHA1(pw)`.
 pub fn native_verify(stored_hash: &[u8; 20], scramble: &[u8], token: &[u8]) -> Option<[u8; 20]> {
     let token: &[u8; 20] = token.try_into().ok()?;
-    let stage1 = xor(token, &sha1(&[&scramble[..20.min(scramble.len())], stored_hash]));
+    let stage1 = xor(
+        token,
+        &sha1(&[&scramble[..20.min(scramble.len())], stored_hash]),
+    );
     (sha1(&[&stage1]) == *stored_hash).then_some(stage1)
 }
 

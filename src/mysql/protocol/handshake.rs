@@ -152,15 +152,15 @@ impl ClientHello {
             return Ok(hello);
         }
         hello.user = utf8(r.nul_bytes()?)?;
-        hello.auth_response = if capabilities & Cap::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA.bits() != 0
-        {
-            r.lenenc_bytes()?.to_vec()
-        } else if capabilities & Cap::CLIENT_SECURE_CONNECTION.bits() != 0 {
-            let n = r.u8()?;
-            r.take(usize::from(n))?.to_vec()
-        } else {
-            r.nul_bytes()?.to_vec()
-        };
+        hello.auth_response =
+            if capabilities & Cap::CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA.bits() != 0 {
+                r.lenenc_bytes()?.to_vec()
+            } else if capabilities & Cap::CLIENT_SECURE_CONNECTION.bits() != 0 {
+                let n = r.u8()?;
+                r.take(usize::from(n))?.to_vec()
+            } else {
+                r.nul_bytes()?.to_vec()
+            };
         if capabilities & Cap::CLIENT_CONNECT_WITH_DB.bits() != 0 && !r.is_empty() {
             let db = utf8(r.nul_or_eof_bytes())?;
             hello.database = (!db.is_empty()).then_some(db);

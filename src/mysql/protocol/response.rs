@@ -49,13 +49,22 @@ pub struct Outcome {
 enum State {
     /// First packet of a (next) result: OK, ERR, 0xFB or a column count.
     ResultStart,
-    Columns { left: u64 },
+    Columns {
+        left: u64,
+    },
     ColumnsEof,
     Rows,
     PrepareStart,
-    PrepareParams { left: u16, cols: u16 },
-    PrepareParamsEof { cols: u16 },
-    PrepareCols { left: u16 },
+    PrepareParams {
+        left: u16,
+        cols: u16,
+    },
+    PrepareParamsEof {
+        cols: u16,
+    },
+    PrepareCols {
+        left: u16,
+    },
     PrepareColsEof,
     /// Definitions until an EOF (COM_FIELD_LIST).
     FieldDefs,

@@ -164,7 +164,17 @@ mod tests {
 
     #[test]
     fn lenenc_round_trips() {
-        for v in [0u64, 1, 250, 251, 0xFFFF, 0x1_0000, 0xFF_FFFF, 0x100_0000, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            250,
+            251,
+            0xFFFF,
+            0x1_0000,
+            0xFF_FFFF,
+            0x100_0000,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             put_lenenc(&mut out, v);
             let mut r = Reader::new(&out);

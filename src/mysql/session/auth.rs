@@ -11,13 +11,13 @@ use std::sync::Arc;
 use rsa::Oaep;
 
 use super::SessionError;
+use crate::metrics::RejectReason;
 use crate::mysql::io::{PacketError, PacketIo, Stream};
 use crate::mysql::listener::{MysqlShared, UserEntry};
 use crate::mysql::protocol::auth::{self, Secret};
 use crate::mysql::protocol::err::{ServerError, ER_SECURE_TRANSPORT_REQUIRED};
 use crate::mysql::protocol::handshake::{auth_switch_request, ClientHello, ServerGreeting};
 use crate::mysql::protocol::{CapabilityFlags as Cap, StatusFlags, DEFAULT_COLLATION};
-use crate::metrics::RejectReason;
 
 /// Capabilities tandem offers clients (further limited to the primary's).
 const OFFERED: u32 = Cap::CLIENT_LONG_PASSWORD.bits()
@@ -70,7 +70,10 @@ pub async fn handshake(
 ) -> Result<(PacketIo, Login), (Option<PacketIo>, SessionError)> {
     let mut io = io;
     let scramble = auth::new_scramble();
-    let mut caps = (OFFERED & shared.backend_caps.load(std::sync::atomic::Ordering::Relaxed))
+    let mut caps = (OFFERED
+        & shared
+            .backend_caps
+            .load(std::sync::atomic::Ordering::Relaxed))
         | REQUIRED;
     if shared.tls.is_some() {
         caps |= Cap::CLIENT_SSL.bits();
@@ -94,7 +97,10 @@ pub async fn handshake(
     };
     if hello.ssl_request {
         let Some(acceptor) = shared.tls.clone() else {
-            return Err((Some(io), SessionError::Protocol(ServerError::bad_handshake())));
+            return Err((
+                Some(io),
+                SessionError::Protocol(ServerError::bad_handshake()),
+            ));
         };
         let Stream::Plain(tcp) = io.stream else {
             return Err((None, SessionError::Protocol(ServerError::bad_handshake())));
@@ -111,10 +117,16 @@ pub async fn handshake(
     }
     let mut seq = seq.wrapping_add(1);
     if hello.capabilities & Cap::CLIENT_PROTOCOL_41.bits() == 0 || hello.ssl_request {
-        return Err((Some(io), SessionError::Protocol(ServerError::bad_handshake())));
+        return Err((
+            Some(io),
+            SessionError::Protocol(ServerError::bad_handshake()),
+        ));
     }
     if shared.config.require_tls && !io.stream.is_tls() {
-        shared.metrics.rejected(RejectReason::TlsRequired).increment(1);
+        shared
+            .metrics
+            .rejected(RejectReason::TlsRequired)
+            .increment(1);
         let e = ServerError::new(
             ER_SECURE_TRANSPORT_REQUIRED,
             "HY000",
@@ -125,13 +137,20 @@ pub async fn handshake(
     hello.capabilities &= caps;
     let using_password = !hello.auth_response.is_empty();
     let Some(user) = shared.users.get(&hello.user).cloned() else {
-        shared.metrics.rejected(RejectReason::AuthFailed).increment(1);
+        shared
+            .metrics
+            .rejected(RejectReason::AuthFailed)
+            .increment(1);
         let e = ServerError::access_denied(&hello.user, client_ip, using_password);
         return Err((Some(io), SessionError::Refused(e, seq)));
     };
     let plugin = hello.auth_plugin.clone().unwrap_or_default();
     let response = std::mem::take(&mut hello.auth_response);
-    match verify(shared, &mut io, &mut seq, &scramble, &user, &plugin, response).await {
+    match verify(
+        shared, &mut io, &mut seq, &scramble, &user, &plugin, response,
+    )
+    .await
+    {
         Ok(Some(secret)) => Ok((
             io,
             Login {
@@ -143,7 +162,10 @@ pub async fn handshake(
             },
         )),
         Ok(None) => {
-            shared.metrics.rejected(RejectReason::AuthFailed).increment(1);
+            shared
+                .metrics
+                .rejected(RejectReason::AuthFailed)
+                .increment(1);
             let e = ServerError::access_denied(&user.name, client_ip, using_password);
             Err((Some(io), SessionError::Refused(e, seq)))
         }

@@ -92,7 +92,11 @@ impl Session {
             .ok()
             .and_then(|id| self.shared.sessions.get(&id).map(|h| h.clone()));
         let Some(target) = target else {
-            let e = ServerError::new(err::ER_NO_SUCH_THREAD, "HY000", format!("Unknown thread id: {id}"));
+            let e = ServerError::new(
+                err::ER_NO_SUCH_THREAD,
+                "HY000",
+                format!("Unknown thread id: {id}"),
+            );
             return self.reply_error(1, &e).await;
         };
         let thread = target.backend_thread.load(Ordering::Relaxed);
@@ -108,7 +112,10 @@ impl Session {
             .by_name(&backend_name)
             .map(|b| b.address.clone());
         let result = match address {
-            Some(address) if thread != 0 => self.kill_on_backend(&backend_name, &address, kind, thread).await,
+            Some(address) if thread != 0 => {
+                self.kill_on_backend(&backend_name, &address, kind, thread)
+                    .await
+            }
             _ => Ok(()),
         };
         match result {
@@ -121,7 +128,14 @@ impl Session {
                     }
                 }
                 self.client
-                    .write_packet(1, &OkInfo { status: self.status, ..Default::default() }.encode())
+                    .write_packet(
+                        1,
+                        &OkInfo {
+                            status: self.status,
+                            ..Default::default()
+                        }
+                        .encode(),
+                    )
                     .await
                     .map_err(SessionError::ClientIo)?;
                 Ok(())
@@ -160,11 +174,20 @@ impl Session {
         q.extend_from_slice(format!("KILL {what} {thread}").as_bytes());
         let io: &mut PacketIo = &mut conn.io;
         let lost = |e: String| ServerError::backend_unreachable(backend_name, address, &e);
-        io.write_packet(0, &q).await.map_err(|e| lost(e.to_string()))?;
-        let (_, resp) = io.read_packet_exact(1 << 20).await.map_err(|e| lost(e.to_string()))?;
-        let _ = io.write_packet(0, &[crate::mysql::protocol::command::COM_QUIT]).await;
+        io.write_packet(0, &q)
+            .await
+            .map_err(|e| lost(e.to_string()))?;
+        let (_, resp) = io
+            .read_packet_exact(1 << 20)
+            .await
+            .map_err(|e| lost(e.to_string()))?;
+        let _ = io
+            .write_packet(0, &[crate::mysql::protocol::command::COM_QUIT])
+            .await;
         match resp.first() {
-            Some(0xFF) => Err(ServerError::parse(&resp).unwrap_or_else(ServerError::malformed_packet)),
+            Some(0xFF) => {
+                Err(ServerError::parse(&resp).unwrap_or_else(ServerError::malformed_packet))
+            }
             _ => Ok(()),
         }
     }
@@ -210,7 +233,10 @@ impl Session {
             let e = ServerError::new(
                 err::ER_TOO_MANY_USER_CONNECTIONS,
                 "42000",
-                format!("User {} already has more than 'max_user_connections' active connections", user.name),
+                format!(
+                    "User {} already has more than 'max_user_connections' active connections",
+                    user.name
+                ),
             );
             return Err(SessionError::Refused(e, seq));
         }
@@ -237,8 +263,14 @@ impl Session {
         let old = std::mem::replace(&mut self.backend, conn);
         drop(old);
         self.shared.release_user_slot(&self.user.name);
-        self.handle.backend_thread.store(self.backend.thread_id, Ordering::Relaxed);
-        *self.handle.backend_name.lock().unwrap_or_else(|e| e.into_inner()) = name.clone();
+        self.handle
+            .backend_thread
+            .store(self.backend.thread_id, Ordering::Relaxed);
+        *self
+            .handle
+            .backend_name
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = name.clone();
         self.backend_name = name;
         self.backend_addr = addr;
         self.user = user;
@@ -247,7 +279,10 @@ impl Session {
         self.database = req.database;
         self.attributes = attributes;
         self.status = self.backend.status;
-        let ok = OkInfo { status: self.status, ..Default::default() };
+        let ok = OkInfo {
+            status: self.status,
+            ..Default::default()
+        };
         self.client
             .write_packet(seq, &ok.encode())
             .await
@@ -312,8 +347,14 @@ mod tests {
     #[test]
     fn kill_forms() {
         assert_eq!(parse_kill(b"KILL 5"), Some((KillKind::Connection, 5)));
-        assert_eq!(parse_kill(b"  kill query 12 ;"), Some((KillKind::Query, 12)));
-        assert_eq!(parse_kill(b"KILL HARD CONNECTION 7"), Some((KillKind::Connection, 7)));
+        assert_eq!(
+            parse_kill(b"  kill query 12 ;"),
+            Some((KillKind::Query, 12))
+        );
+        assert_eq!(
+            parse_kill(b"KILL HARD CONNECTION 7"),
+            Some((KillKind::Connection, 7))
+        );
         assert_eq!(parse_kill(b"KILL QUERY ID 7"), None);
         assert_eq!(parse_kill(b"KILL USER app"), None);
         assert_eq!(parse_kill(b"KILLX 5"), None);

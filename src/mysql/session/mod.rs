@@ -10,11 +10,13 @@ mod relay;
 pub mod rsa_keys;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::backend::{self, BackendConn, BackendError, ConnectParams};
 use super::io::{PacketIo, Stream};
@@ -76,6 +78,14 @@ pub struct Session {
     backend_addr: String,
     /// Status flags of the last response (IN_TRANS, AUTOCOMMIT...).
     status: u16,
+    /// When the last command arrived; the idle timeout counts from here.
+    last_active: Instant,
+    /// Fires at the idle deadline. Armed once and re-armed only when it
+    /// fires early, so a busy session does not touch the timer wheel per
+    /// command.
+    idle_timer: Pin<Box<tokio::time::Sleep>>,
+    /// Resolves on `KILL CONNECTION` or shutdown; registered once.
+    killed: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 /// Runs one client connection to its end.
@@ -87,12 +97,18 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: &Arc<MysqlShared>) {
     let login = tokio::time::timeout(hs_timeout, auth::handshake(shared, io, id, &client_ip)).await;
     let (mut io, login) = match login {
         Err(_) => {
-            shared.metrics.rejected(RejectReason::HandshakeTimeout).increment(1);
+            shared
+                .metrics
+                .rejected(RejectReason::HandshakeTimeout)
+                .increment(1);
             return;
         }
         Ok(Err((io, e))) => {
             if matches!(e, SessionError::Protocol(_)) {
-                shared.metrics.rejected(RejectReason::ProtocolError).increment(1);
+                shared
+                    .metrics
+                    .rejected(RejectReason::ProtocolError)
+                    .increment(1);
             }
             if let Some(mut io) = io {
                 send_final_error(&mut io, &e).await;
@@ -103,7 +119,10 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: &Arc<MysqlShared>) {
         Ok(Ok(x)) => x,
     };
     if !shared.acquire_user_slot(&login.user) {
-        shared.metrics.rejected(RejectReason::UserMaxConnections).increment(1);
+        shared
+            .metrics
+            .rejected(RejectReason::UserMaxConnections)
+            .increment(1);
         let e = ServerError::new(
             err::ER_TOO_MANY_USER_CONNECTIONS,
             "42000",
@@ -171,13 +190,21 @@ impl Session {
         let (backend, backend_name, backend_addr) = match conn {
             Ok(x) => x,
             Err(e) => {
-                shared.metrics.rejected(RejectReason::BackendUnavailable).increment(1);
+                shared
+                    .metrics
+                    .rejected(RejectReason::BackendUnavailable)
+                    .increment(1);
                 let _ = io.write_packet(login.seq, &e.encode()).await;
                 return None;
             }
         };
-        handle.backend_thread.store(backend.thread_id, Ordering::Relaxed);
-        *handle.backend_name.lock().unwrap_or_else(|e| e.into_inner()) = backend_name.clone();
+        handle
+            .backend_thread
+            .store(backend.thread_id, Ordering::Relaxed);
+        *handle
+            .backend_name
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = backend_name.clone();
         let ok = OkInfo {
             status: backend.status,
             ..Default::default()
@@ -185,7 +212,12 @@ impl Session {
         if io.write_packet(login.seq, &ok.encode()).await.is_err() {
             return None;
         }
+        let idle = Duration::from_millis(shared.config.client_idle_timeout_ms);
+        let now = Instant::now();
         Some(Session {
+            last_active: now,
+            idle_timer: Box::pin(tokio::time::sleep_until((now + idle).into())),
+            killed: Box::pin(handle.kill.clone().cancelled_owned()),
             shared: shared.clone(),
             status: backend.status,
             handle,
@@ -210,6 +242,7 @@ impl Session {
         loop {
             let (len, seq) = self.next_command().await?;
             let started = Instant::now();
+            self.last_active = started;
             if seq != 0 {
                 return Err(SessionError::Refused(
                     ServerError::packets_out_of_order(),
@@ -218,7 +251,8 @@ impl Session {
             }
             if len == 0 {
                 self.client.rbuf.advance_by(4);
-                self.reply_error(1, &ServerError::malformed_packet()).await?;
+                self.reply_error(1, &ServerError::malformed_packet())
+                    .await?;
                 continue;
             }
             if len < MAX_PAYLOAD && len > max {
@@ -264,19 +298,24 @@ impl Session {
                     return Err(SessionError::Refused(ServerError::packet_too_large(), 1));
                 }
             }
-            let idle = self.client.rbuf.is_empty();
-            let wait = Duration::from_millis(if idle {
-                self.shared.config.client_idle_timeout_ms
-            } else {
-                self.shared.config.net_read_timeout_ms
-            });
+            if !self.client.rbuf.is_empty() {
+                // Inside a packet: the rest must come within net_read_timeout.
+                let timeout = Duration::from_millis(self.shared.config.net_read_timeout_ms);
+                relay::fill_within(&mut self.client, timeout).await?;
+                continue;
+            }
             tokio::select! {
                 biased;
                 r = self.client.fill() => r.map_err(SessionError::from_packet)?,
-                _ = tokio::time::sleep(wait) => {
-                    return Err(if idle { SessionError::IdleTimeout } else { SessionError::ReadTimeout });
+                _ = &mut self.idle_timer => {
+                    let idle = Duration::from_millis(self.shared.config.client_idle_timeout_ms);
+                    let deadline = self.last_active + idle;
+                    if Instant::now() >= deadline {
+                        return Err(SessionError::IdleTimeout);
+                    }
+                    self.idle_timer.as_mut().reset(deadline.into());
                 }
-                _ = self.handle.kill.cancelled() => {
+                _ = &mut self.killed => {
                     return Err(if self.shared.shutdown.is_cancelled() {
                         SessionError::Shutdown
                     } else {
@@ -318,7 +357,11 @@ impl Session {
                 1,
             )),
             Err(SessionError::Shutdown) => Some((
-                ServerError::new(err::ER_SERVER_SHUTDOWN, "08S01", "Server shutdown in progress"),
+                ServerError::new(
+                    err::ER_SERVER_SHUTDOWN,
+                    "08S01",
+                    "Server shutdown in progress",
+                ),
                 0,
             )),
             Err(SessionError::Killed) => Some((
@@ -334,11 +377,7 @@ impl Session {
             tracing::debug!(id = self.handle.id, error = %e, "session ended");
         }
         // Tell the backend politely so it does not log an aborted connection.
-        let _ = self
-            .backend
-            .io
-            .write_packet(0, &[COM_QUIT])
-            .await;
+        let _ = self.backend.io.write_packet(0, &[COM_QUIT]).await;
     }
 }
 
@@ -377,13 +416,19 @@ async fn connect_primary(
     };
     match backend::connect(&params).await {
         Ok(conn) => {
-            shared.metrics.backend_connection(&primary.name).increment(1);
+            shared
+                .metrics
+                .backend_connection(&primary.name)
+                .increment(1);
             shared.note_backend_version(&conn.version);
             Ok((conn, primary.name.clone(), primary.address.clone()))
         }
         Err(e) => {
             if !matches!(e, BackendError::Server(_)) {
-                shared.metrics.backend_connect_error(&primary.name).increment(1);
+                shared
+                    .metrics
+                    .backend_connect_error(&primary.name)
+                    .increment(1);
                 tracing::warn!(backend = %primary.name, error = %e, "backend connect failed");
             }
             Err(e.to_client_error(&primary.name, &primary.address))

@@ -24,7 +24,12 @@ const CR_SERVER_LOST: u16 = 2013;
 impl Session {
     /// Relays the buffered command (`len` = its first packet's length) and
     /// its whole response.
-    pub(super) async fn relay(&mut self, cmd: u8, expect: Expect, len: usize) -> Result<(), SessionError> {
+    pub(super) async fn relay(
+        &mut self,
+        cmd: u8,
+        expect: Expect,
+        len: usize,
+    ) -> Result<(), SessionError> {
         let init_db = (cmd == COM_INIT_DB && len < MAX_PAYLOAD)
             .then(|| String::from_utf8_lossy(&self.client.rbuf[5..4 + len]).into_owned());
         self.forward_command(len).await?;
@@ -45,7 +50,11 @@ impl Session {
             match step {
                 Step::Done => break,
                 Step::LocalInfile => {
-                    self.client.stream.flush().await.map_err(SessionError::ClientIo)?;
+                    self.client
+                        .stream
+                        .flush()
+                        .await
+                        .map_err(SessionError::ClientIo)?;
                     self.relay_local_infile().await?;
                     continue;
                 }
@@ -55,8 +64,15 @@ impl Session {
                 return Err(self.backend_lost(relayed == 0, e).await);
             }
         }
-        self.client.stream.flush().await.map_err(SessionError::ClientIo)?;
-        self.shared.metrics.client_bytes_sent.increment(relayed as u64);
+        self.client
+            .stream
+            .flush()
+            .await
+            .map_err(SessionError::ClientIo)?;
+        self.shared
+            .metrics
+            .client_bytes_sent
+            .increment(relayed as u64);
         let outcome = scanner.outcome();
         if outcome.status != 0 {
             self.status = outcome.status;
@@ -72,7 +88,13 @@ impl Session {
     async fn forward_command(&mut self, len: usize) -> Result<(), SessionError> {
         if len < MAX_PAYLOAD {
             let n = 4 + len;
-            if let Err(e) = self.backend.io.stream.write_all(&self.client.rbuf[..n]).await {
+            if let Err(e) = self
+                .backend
+                .io
+                .stream
+                .write_all(&self.client.rbuf[..n])
+                .await
+            {
                 return Err(self.backend_lost(true, PacketError::Io(e)).await);
             }
             self.client.rbuf.advance_by(n);
@@ -124,7 +146,13 @@ impl Session {
         loop {
             let take = left.min(self.client.rbuf.len());
             if take > 0 {
-                if let Err(e) = self.backend.io.stream.write_all(&self.client.rbuf[..take]).await {
+                if let Err(e) = self
+                    .backend
+                    .io
+                    .stream
+                    .write_all(&self.client.rbuf[..take])
+                    .await
+                {
                     return Err(self.backend_lost(false, PacketError::Io(e)).await);
                 }
                 self.client.rbuf.advance_by(take);
@@ -149,7 +177,10 @@ impl Session {
             let err = ServerError::new(CR_SERVER_LOST, "HY000", msg.clone());
             let _ = self.client.write_packet(1, &err.encode()).await;
         }
-        self.shared.metrics.backend_connect_error(&self.backend_name).increment(1);
+        self.shared
+            .metrics
+            .backend_connect_error(&self.backend_name)
+            .increment(1);
         SessionError::BackendLost(self.backend_name.clone(), msg)
     }
 
@@ -175,7 +206,10 @@ impl Session {
     }
 }
 
-async fn fill_within(io: &mut PacketIo, timeout: std::time::Duration) -> Result<(), SessionError> {
+pub(super) async fn fill_within(
+    io: &mut PacketIo,
+    timeout: std::time::Duration,
+) -> Result<(), SessionError> {
     match tokio::time::timeout(timeout, io.fill()).await {
         Ok(r) => r.map_err(SessionError::from_packet),
         Err(_) => Err(SessionError::ReadTimeout),

@@ -27,8 +27,8 @@ impl RsaKeys {
     pub fn new(file: Option<&Path>) -> Result<RsaKeys, String> {
         let cell = tokio::sync::OnceCell::new();
         if let Some(path) = file {
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let pem =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let private = RsaPrivateKey::from_pkcs8_pem(&pem)
                 .or_else(|_| RsaPrivateKey::from_pkcs1_pem(&pem))
                 .map_err(|e| format!("{}: not an RSA private key: {e}", path.display()))?;
