@@ -6,90 +6,11 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use mysql_async::Conn;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 
-use tandem::mysql::protocol::auth;
-use tandem::mysql::protocol::err::ServerError;
-use tandem::mysql::protocol::handshake::{BackendGreeting, ClientHello};
 use tandem::mysql::protocol::CapabilityFlags as Cap;
 
-use crate::common::{config_text, Proxy};
-
-/// A deliberately primitive client for sending malformed bytes.
-struct Raw {
-    s: TcpStream,
-}
-
-impl Raw {
-    async fn connect(addr: std::net::SocketAddr) -> Raw {
-        Raw {
-            s: TcpStream::connect(addr).await.unwrap(),
-        }
-    }
-
-    async fn read_packet(&mut self) -> Option<(u8, Vec<u8>)> {
-        let mut h = [0u8; 4];
-        tokio::time::timeout(Duration::from_secs(10), self.s.read_exact(&mut h))
-            .await
-            .expect("no answer within 10 s")
-            .ok()?;
-        let len = h[0] as usize | (h[1] as usize) << 8 | (h[2] as usize) << 16;
-        let mut p = vec![0u8; len];
-        self.s.read_exact(&mut p).await.ok()?;
-        Some((h[3], p))
-    }
-
-    async fn send(&mut self, seq: u8, payload: &[u8]) {
-        let n = payload.len();
-        let mut b = vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq];
-        b.extend_from_slice(payload);
-        self.s.write_all(&b).await.unwrap();
-    }
-
-    /// Logs in as app/apppass with mysql_native_password.
-    async fn login(addr: std::net::SocketAddr) -> Raw {
-        let mut r = Raw::connect(addr).await;
-        let (_, g) = r.read_packet().await.unwrap();
-        let g = BackendGreeting::parse(&g).unwrap();
-        let hello = ClientHello {
-            capabilities: (Cap::CLIENT_PROTOCOL_41
-                | Cap::CLIENT_SECURE_CONNECTION
-                | Cap::CLIENT_PLUGIN_AUTH
-                | Cap::CLIENT_LONG_PASSWORD
-                | Cap::CLIENT_TRANSACTIONS)
-                .bits(),
-            max_packet: 1 << 24,
-            collation: 45,
-            user: "app".into(),
-            auth_response: auth::native_token("apppass", &g.scramble[..20]),
-            auth_plugin: Some("mysql_native_password".into()),
-            ..Default::default()
-        };
-        r.send(1, &hello.encode()).await;
-        let (_, ok) = r.read_packet().await.unwrap();
-        assert_eq!(ok[0], 0x00, "login OK");
-        r
-    }
-
-    /// Expects an ERR packet and returns it.
-    async fn expect_err(&mut self) -> ServerError {
-        let (_, p) = self
-            .read_packet()
-            .await
-            .expect("an ERR packet, not a closed socket");
-        ServerError::parse(&p).unwrap_or_else(|| panic!("expected ERR, got {p:?}"))
-    }
-
-    /// True when the server closed the connection.
-    async fn closed(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(
-            tokio::time::timeout(Duration::from_secs(10), self.s.read(&mut b)).await,
-            Ok(Ok(0)) | Ok(Err(_))
-        )
-    }
-}
+use crate::common::{config_text, Proxy, Raw};
 
 async fn healthy(conn: &mut Conn) {
     let one: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
@@ -180,7 +101,7 @@ async fn command_phase_errors() {
     let (proxy, mut good) =
         proxy_with("max_allowed_packet = 4096\nnet_read_timeout_ms = 300").await;
     // Unknown command: ERR 1047 and the connection survives.
-    let mut r = Raw::login(proxy.addr()).await;
+    let mut r = Raw::login(proxy.addr(), Raw::BASIC_CAPS).await;
     r.send(0, &[0x50, 1, 2, 3]).await;
     assert_eq!(r.expect_err().await.code, 1047);
     r.send(0, &[0x0E]).await; // COM_PING
@@ -194,14 +115,14 @@ async fn command_phase_errors() {
     assert_eq!(r.expect_err().await.code, 1156);
     assert!(r.closed().await);
     // Packet over max_allowed_packet: ERR 1153 and close.
-    let mut r = Raw::login(proxy.addr()).await;
+    let mut r = Raw::login(proxy.addr(), Raw::BASIC_CAPS).await;
     let mut big = vec![0x03];
     big.extend(std::iter::repeat_n(b' ', 5000));
     r.send(0, &big).await;
     assert_eq!(r.expect_err().await.code, 1153);
     assert!(r.closed().await);
     // A length header that lies (announces 1000 bytes, sends 10): ERR 1159.
-    let mut r = Raw::login(proxy.addr()).await;
+    let mut r = Raw::login(proxy.addr(), Raw::BASIC_CAPS).await;
     r.s.write_all(&[
         0xE8, 0x03, 0, 0, 0x03, b'S', b'E', b'L', b'E', b'C', b'T', b' ', b'1', b' ',
     ])
@@ -253,4 +174,57 @@ async fn backend_down_at_connect_is_a_prompt_2003() {
         }
         other => panic!("{other}"),
     }
+}
+
+#[tokio::test]
+async fn idle_client_gets_4031_then_close() {
+    let (proxy, mut good) = proxy_with("client_idle_timeout_ms = 300").await;
+    let mut r = Raw::login(proxy.addr(), Raw::BASIC_CAPS).await;
+    let e = r.expect_err().await;
+    assert_eq!(e.code, 4031, "{e}");
+    assert!(r.closed().await);
+    // The healthy session was idle too, so it was closed the same way: a
+    // fresh one works.
+    drop(good.disconnect().await);
+    good = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
+    healthy(&mut good).await;
+}
+
+#[tokio::test]
+async fn per_user_limit_answers_1203() {
+    let text = config_text("").replace(
+        "user = \"app\"\npassword = \"apppass\"",
+        "user = \"app\"\npassword = \"apppass\"\nmax_connections = 1",
+    );
+    let proxy = Proxy::start_with(&text).await;
+    let mut first = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
+    let e = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, mysql_async::Error::Server(ref s) if s.code == 1203),
+        "{e}"
+    );
+    // Another user is not limited by app's count.
+    let mut other = Conn::from_url(proxy.url("app2", "app2pass", "appdb"))
+        .await
+        .unwrap();
+    healthy(&mut other).await;
+    healthy(&mut first).await;
+    // A slot frees when the session ends.
+    first.disconnect().await.unwrap();
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(c) = Conn::from_url(proxy.url("app", "apppass", "appdb")).await {
+            again = Some(c);
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    healthy(again.as_mut().expect("slot freed after disconnect")).await;
 }

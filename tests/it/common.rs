@@ -5,8 +5,17 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
 use tandem::app::App;
 use tandem::config::Config;
+use tandem::mysql::protocol::auth;
+use tandem::mysql::protocol::err::ServerError;
+use tandem::mysql::protocol::handshake::{BackendGreeting, ClientHello};
+use tandem::mysql::protocol::CapabilityFlags as Cap;
 
 /// The running testbed (started by `scripts/test`, or here on first use).
 pub struct Testbed {
@@ -151,4 +160,81 @@ pub fn unique(prefix: &str) -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A deliberately primitive client for sending malformed bytes.
+pub struct Raw {
+    pub s: TcpStream,
+}
+
+impl Raw {
+    /// PROTOCOL_41 with classic EOF packets.
+    pub const BASIC_CAPS: u32 = Cap::CLIENT_PROTOCOL_41.bits()
+        | Cap::CLIENT_SECURE_CONNECTION.bits()
+        | Cap::CLIENT_PLUGIN_AUTH.bits()
+        | Cap::CLIENT_LONG_PASSWORD.bits()
+        | Cap::CLIENT_TRANSACTIONS.bits();
+
+    pub async fn connect(addr: impl tokio::net::ToSocketAddrs) -> Raw {
+        Raw {
+            s: TcpStream::connect(addr).await.unwrap(),
+        }
+    }
+
+    pub async fn read_packet(&mut self) -> Option<(u8, Vec<u8>)> {
+        let mut h = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(10), self.s.read_exact(&mut h))
+            .await
+            .expect("no answer within 10 s")
+            .ok()?;
+        let len = h[0] as usize | (h[1] as usize) << 8 | (h[2] as usize) << 16;
+        let mut p = vec![0u8; len];
+        self.s.read_exact(&mut p).await.ok()?;
+        Some((h[3], p))
+    }
+
+    pub async fn send(&mut self, seq: u8, payload: &[u8]) {
+        let n = payload.len();
+        let mut b = vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq];
+        b.extend_from_slice(payload);
+        self.s.write_all(&b).await.unwrap();
+    }
+
+    /// Logs in as app/apppass with mysql_native_password.
+    pub async fn login(addr: impl tokio::net::ToSocketAddrs, capabilities: u32) -> Raw {
+        let mut r = Raw::connect(addr).await;
+        let (_, g) = r.read_packet().await.unwrap();
+        let g = BackendGreeting::parse(&g).unwrap();
+        let hello = ClientHello {
+            capabilities,
+            max_packet: 1 << 24,
+            collation: 45,
+            user: "app".into(),
+            auth_response: auth::native_token("apppass", &g.scramble[..20]),
+            auth_plugin: Some("mysql_native_password".into()),
+            ..Default::default()
+        };
+        r.send(1, &hello.encode()).await;
+        let (_, ok) = r.read_packet().await.unwrap();
+        assert_eq!(ok[0], 0x00, "login OK");
+        r
+    }
+
+    /// Expects an ERR packet and returns it.
+    pub async fn expect_err(&mut self) -> ServerError {
+        let (_, p) = self
+            .read_packet()
+            .await
+            .expect("an ERR packet, not a closed socket");
+        ServerError::parse(&p).unwrap_or_else(|| panic!("expected ERR, got {p:?}"))
+    }
+
+    /// True when the server closed the connection.
+    pub async fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(10), self.s.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
 }

@@ -6,6 +6,8 @@
 mod admin;
 mod auth;
 mod bad_input;
+mod cli;
 mod clients;
+mod commands;
 mod common;
 mod protocol;
