@@ -207,3 +207,36 @@ async fn tls_and_require_tls_with_the_mariadb_cli() {
         "require_tls refuses plain: {plain_err}"
     );
 }
+
+async fn backend_cipher(extra: &str) -> Result<String, mysql_async::Error> {
+    let proxy = Proxy::start_with(&config_text(extra)).await;
+    let mut conn = Conn::from_url(proxy.url("app", "apppass", "appdb")).await?;
+    let row: Option<(String, String)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await?;
+    Ok(row.map(|r| r.1).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn backend_tls_verified_against_the_testbed_ca() {
+    let ca = crate::common::testbed().dir.join("tls/ca.pem");
+    let extra = format!(
+        "[mysql.backend_tls]\nca_file = \"{}\"\nverify = true\nrequired = true\n",
+        ca.display()
+    );
+    let cipher = backend_cipher(&extra).await.unwrap();
+    assert!(!cipher.is_empty(), "the backend session is encrypted");
+    // Without TLS towards the backend the same status is empty.
+    assert_eq!(backend_cipher("").await.unwrap(), "");
+    // A CA that did not sign the backend's certificate: a clear refusal.
+    let dir = tempfile::tempdir().unwrap();
+    let (other_ca, _) = write_cert(dir.path());
+    let extra = format!("[mysql.backend_tls]\nca_file = \"{other_ca}\"\nverify = true\n");
+    match backend_cipher(&extra).await {
+        Err(mysql_async::Error::Server(e)) => {
+            assert_eq!(e.code, 2003);
+            assert!(e.message.contains("tls"), "{}", e.message);
+        }
+        other => panic!("expected ERR 2003, got {other:?}"),
+    }
+}

@@ -19,6 +19,8 @@ use tandem::mysql::protocol::CapabilityFlags as Cap;
 
 /// The running testbed (started by `scripts/test`, or here on first use).
 pub struct Testbed {
+    /// The testbed's directory (certificates in `tls/`, sockets in `nodeK/`).
+    pub dir: PathBuf,
     pub primary: String,
     /// Used by the read/write split tests.
     #[allow(dead_code)]
@@ -35,6 +37,8 @@ pub fn repo_root() -> PathBuf {
 pub fn testbed() -> &'static Testbed {
     static TB: OnceLock<Testbed> = OnceLock::new();
     TB.get_or_init(|| {
+        let dir =
+            std::env::var("TANDEM_TESTBED_DIR").unwrap_or_else(|_| "/tmp/tandem-testbed".into());
         if let Ok(primary) = std::env::var("TANDEM_TEST_PRIMARY") {
             let replicas = std::env::var("TANDEM_TEST_REPLICAS")
                 .unwrap_or_default()
@@ -42,16 +46,19 @@ pub fn testbed() -> &'static Testbed {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect();
-            return Testbed { primary, replicas };
+            return Testbed {
+                dir: dir.into(),
+                primary,
+                replicas,
+            };
         }
-        let dir =
-            std::env::var("TANDEM_TESTBED_DIR").unwrap_or_else(|_| "/tmp/tandem-testbed".into());
         let status = Command::new(repo_root().join("scripts/testbed"))
             .args(["start", &dir, "23306", "2"])
             .status()
             .expect("run scripts/testbed");
         assert!(status.success(), "scripts/testbed start failed");
         Testbed {
+            dir: dir.into(),
             primary: "127.0.0.1:23306".into(),
             replicas: vec!["127.0.0.1:23307".into(), "127.0.0.1:23308".into()],
         }

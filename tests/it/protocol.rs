@@ -328,3 +328,27 @@ async fn change_user_and_reset_connection() {
         );
     }
 }
+
+#[tokio::test]
+async fn com_process_kill_maps_the_tandem_id() {
+    let proxy = Proxy::start().await;
+    let mut victim = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
+    let id = victim.id();
+    let mut killer = crate::common::Raw::login(proxy.addr(), crate::common::Raw::BASIC_CAPS).await;
+    let mut cmd = vec![0x0C];
+    cmd.extend_from_slice(&id.to_le_bytes());
+    killer.send(0, &cmd).await;
+    let (seq, ok) = killer.read_packet().await.unwrap();
+    assert_eq!((seq, ok[0]), (1, 0x00), "COM_PROCESS_KILL answered OK");
+    assert!(
+        victim.query_drop("SELECT 1").await.is_err(),
+        "the victim is gone"
+    );
+    // Unknown ids: ER_NO_SUCH_THREAD, and the killer's session survives.
+    killer.send(0, &[0x0C, 0xFF, 0xFF, 0xFF, 0x7F]).await;
+    assert_eq!(killer.expect_err().await.code, 1094);
+    killer.send(0, &[0x0E]).await;
+    assert_eq!(killer.read_packet().await.unwrap().1[0], 0x00);
+}
