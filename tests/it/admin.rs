@@ -76,19 +76,7 @@ async fn graceful_shutdown_lets_a_running_statement_finish() {
         let r: Option<i64> = conn.query_first("SELECT SLEEP(1) + 41").await.unwrap();
         (conn, r)
     });
-    // Wait until the statement is running on the server.
-    let mut watcher = Conn::from_url(crate::common::direct_url("app", "apppass", "appdb"))
-        .await
-        .unwrap();
-    for _ in 0..200 {
-        let n: Option<i64> = watcher
-            .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(1) + 41'")
-            .await
-            .unwrap();
-        if n == Some(1) {
-            break;
-        }
-    }
+    crate::common::wait_until_running("SELECT SLEEP(1) + 41").await;
     let addr = proxy.addr();
     let t0 = std::time::Instant::now();
     proxy.app.shutdown().await;

@@ -14,7 +14,7 @@ use tandem::mysql::protocol::auth;
 use tandem::mysql::protocol::handshake::{BackendGreeting, ClientHello};
 use tandem::mysql::protocol::CapabilityFlags as Cap;
 
-use crate::common::{config_text, Proxy};
+use crate::common::{config_text, write_cert, Proxy};
 
 async fn read_packet(s: &mut TcpStream) -> (u8, Vec<u8>) {
     let mut h = [0u8; 4];
@@ -148,16 +148,6 @@ async fn unknown_client_plugin_gets_an_auth_switch() {
     let (seq, p) = read_packet(&mut s).await;
     assert_eq!((seq, p[0]), (4, 0x00));
     query_works(&mut s).await;
-}
-
-fn write_cert(dir: &std::path::Path) -> (String, String) {
-    let ck =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
-    (cert.display().to_string(), key.display().to_string())
 }
 
 fn mariadb_cli(port: u16, extra: &[&str], sql: &str) -> std::process::Output {

@@ -121,14 +121,9 @@ async fn sysbench_oltp_read_write_has_no_errors() {
 #[tokio::test]
 async fn caching_sha2_as_default_plugin_with_python_clients() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let (cert, key) = crate::common::write_cert(dir.path());
     let extra = format!(
-        "default_auth_plugin = \"caching_sha2_password\"\n[mysql.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-        cert.display(),
-        key.display()
+        "default_auth_plugin = \"caching_sha2_password\"\n[mysql.tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n"
     );
     let proxy = Proxy::start_with(&crate::common::config_text(&extra)).await;
     run_client(

@@ -245,3 +245,39 @@ impl Raw {
         )
     }
 }
+
+/// Waits (bounded) until `sql` is running on the testbed primary, watching
+/// the process list through a direct connection.
+pub async fn wait_until_running(sql: &str) {
+    use mysql_async::prelude::*;
+    let mut watcher = mysql_async::Conn::from_url(direct_url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: Option<i64> = watcher
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = ?",
+                (sql,),
+            )
+            .await
+            .unwrap();
+        if n == Some(1) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{sql} never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A self-signed certificate and key for localhost, written as PEM files in
+/// `dir`; returns their paths.
+pub fn write_cert(dir: &std::path::Path) -> (String, String) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    (cert.display().to_string(), key.display().to_string())
+}

@@ -253,20 +253,7 @@ async fn kill_query_and_connection_use_tandem_ids() {
         let r = victim.query_drop("SELECT SLEEP(20)").await;
         (victim, r)
     });
-    // Wait until the sleep is running on the backend.
-    let mut running = false;
-    for _ in 0..100 {
-        let n: Option<i64> = killer
-            .query_first("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(20)'")
-            .await
-            .unwrap();
-        if n == Some(1) {
-            running = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(running, "the sleep never started");
+    crate::common::wait_until_running("SELECT SLEEP(20)").await;
     let t0 = std::time::Instant::now();
     killer
         .query_drop(format!("KILL QUERY {victim_id}"))

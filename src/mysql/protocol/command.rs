@@ -68,26 +68,3 @@ pub fn expect(cmd: u8) -> Option<Expect> {
         _ => return None,
     })
 }
-
-/// Metric label for a command byte.
-pub fn label(cmd: u8) -> &'static str {
-    match cmd {
-        COM_QUERY => "query",
-        COM_INIT_DB => "init_db",
-        COM_PING => "ping",
-        COM_QUIT => "quit",
-        COM_FIELD_LIST => "field_list",
-        COM_STATISTICS => "statistics",
-        COM_SET_OPTION => "set_option",
-        COM_RESET_CONNECTION => "reset_connection",
-        COM_CHANGE_USER => "change_user",
-        COM_STMT_PREPARE => "stmt_prepare",
-        COM_STMT_EXECUTE => "stmt_execute",
-        COM_STMT_SEND_LONG_DATA => "stmt_send_long_data",
-        COM_STMT_CLOSE => "stmt_close",
-        COM_STMT_RESET => "stmt_reset",
-        COM_STMT_FETCH => "stmt_fetch",
-        COM_PROCESS_KILL => "process_kill",
-        _ => "other",
-    }
-}
