@@ -228,3 +228,17 @@ async fn per_user_limit_answers_1203() {
     }
     healthy(again.as_mut().expect("slot freed after disconnect")).await;
 }
+
+#[tokio::test]
+async fn handshake_response_with_a_wrong_sequence_id_is_refused() {
+    let (proxy, mut good) = proxy_with("").await;
+    let mut r = Raw::connect(proxy.addr()).await;
+    r.read_packet().await.unwrap();
+    let mut p = Raw::BASIC_CAPS.to_le_bytes().to_vec();
+    p.extend_from_slice(&[0; 28]);
+    p.extend_from_slice(b"app\0\0");
+    r.send(7, &p).await;
+    assert_eq!(r.expect_err().await.code, 1156);
+    assert!(r.closed().await);
+    healthy(&mut good).await;
+}

@@ -91,7 +91,7 @@ pub async fn handshake(
     if let Err(e) = io.write_packet(0, &greeting.encode()).await {
         return Err((None, SessionError::ClientIo(e)));
     }
-    let (mut seq, mut hello) = match read_hello(&mut io).await {
+    let (mut seq, mut hello) = match read_hello(&mut io, 1).await {
         Ok(x) => x,
         Err(e) => return Err((Some(io), e)),
     };
@@ -110,7 +110,7 @@ pub async fn handshake(
             Err(e) => return Err((None, SessionError::ClientIo(e))),
         };
         io = PacketIo::new(Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(tls))));
-        (seq, hello) = match read_hello(&mut io).await {
+        (seq, hello) = match read_hello(&mut io, 2).await {
             Ok(x) => x,
             Err(e) => return Err((Some(io), e)),
         };
@@ -173,13 +173,22 @@ pub async fn handshake(
     }
 }
 
-async fn read_hello(io: &mut PacketIo) -> Result<(u8, ClientHello), SessionError> {
+/// Reads the handshake response (or SSLRequest), which must carry sequence
+/// id `expected`; refusals are answered with the next sequence id, as mysqld does.
+async fn read_hello(io: &mut PacketIo, expected: u8) -> Result<(u8, ClientHello), SessionError> {
     let (seq, payload) = io
         .read_packet_exact(AUTH_PACKET_LIMIT)
         .await
         .map_err(SessionError::from_packet)?;
+    let reply = seq.wrapping_add(1);
+    if seq != expected {
+        return Err(SessionError::Refused(
+            ServerError::packets_out_of_order(),
+            reply,
+        ));
+    }
     let hello = ClientHello::parse(&payload)
-        .map_err(|_| SessionError::Protocol(ServerError::bad_handshake()))?;
+        .map_err(|_| SessionError::Refused(ServerError::bad_handshake(), reply))?;
     Ok((seq, hello))
 }
 
