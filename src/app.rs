@@ -151,6 +151,7 @@ fn admin_context(
     mysql: Option<Arc<MysqlShared>>,
 ) -> AdminContext {
     let for_status = mysql.clone();
+    let for_explain = mysql.clone();
     AdminContext {
         prometheus,
         status: Arc::new(move || {
@@ -159,6 +160,7 @@ fn admin_context(
                 "mysql": for_status.as_ref().map(|m| m.status_json()),
             })
         }),
+        explain: Arc::new(move |sql| for_explain.as_ref().map(|m| m.explain(sql))),
         health: Arc::new(move || Health {
             ok: true,
             detail: serde_json::json!({

@@ -13,9 +13,14 @@
 //!   snapshot (`ArcSwap`) that every routing decision loads once.
 //! - [`mysql::protocol`]: pure wire format: packet framing, handshake, authentication
 //!   scrambles, ERR/OK packets, the response scanner that finds where a result ends.
+//! - [`mysql::router`]: pure routing decisions: (classification, session state, topology
+//!   snapshot) -> primary or a replica by the balance policy, with the reason.
 //! - [`mysql::backend`]: tandem as a client: connect and authenticate to a backend.
-//! - [`mysql::session`]: one client session: frontend handshake and authentication,
-//!   then the command loop that relays packets to the backend.
+//! - [`mysql::classify`]: pure statement classifier for read/write splitting (lexer hot path,
+//!   sqlparser fallback): kind, flags, hint; anything not understood goes to the primary.
+//! - [`mysql::session`]: one client session: frontend handshake and authentication, then
+//!   the command loop: routes each statement, keeps session state the same on every backend
+//!   it uses (replay log, pins, transactions, prepared statements), relays packets.
 //! - [`mysql::listener`]: the MySQL accept loop: connection limits, TLS, the session registry
 //!   (tandem connection id -> backend thread, for `KILL`).
 //! - [`mysql::io`]: plain-or-TLS socket and buffered packet reader/writer.

@@ -24,6 +24,9 @@ use tokio_util::task::TaskTracker;
 
 pub use routes::route;
 
+/// `GET /route?sql=...` callback: the explanation, or `None` without MySQL.
+pub type ExplainFn = dyn Fn(&str) -> Option<serde_json::Value> + Send + Sync;
+
 /// What the admin endpoints show; the app provides the callbacks, so this
 /// module knows nothing about MySQL or topology.
 #[derive(Clone)]
@@ -34,6 +37,9 @@ pub struct AdminContext {
     pub status: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
     /// Answer of `GET /health`. Same constraints as `status`.
     pub health: Arc<dyn Fn() -> Health + Send + Sync>,
+    /// `GET /route?sql=...`: where a statement would go and why; `None`
+    /// when this node runs no MySQL listener.
+    pub explain: Arc<ExplainFn>,
 }
 
 /// The node's health as the app sees it.
@@ -100,7 +106,12 @@ async fn connection(
     shutdown: CancellationToken,
 ) {
     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let response = route(&ctx, request.method(), request.uri().path());
+        let response = route(
+            &ctx,
+            request.method(),
+            request.uri().path(),
+            request.uri().query(),
+        );
         async move { Ok::<_, Infallible>(response) }
     });
     let conn = http1::Builder::new()
@@ -144,6 +155,7 @@ mod tests {
                 ok: true,
                 detail: serde_json::json!({"primary": "db1"}),
             }),
+            explain: Arc::new(|_| None),
         }
     }
 

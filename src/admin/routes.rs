@@ -6,6 +6,7 @@
 //! | `/metrics` | 200 Prometheus text exposition format 0.0.4              |
 //! | `/health`  | 200 `{"status":"ok",...}` or 503 `{"status":"fail",...}` |
 //! | `/status`  | 200 pretty JSON from the app's status callback           |
+//! | `/route?sql=STATEMENT` | 200 JSON: where the statement would go, and why; 400 without `sql`, 404 without a MySQL listener |
 //!
 //! Other methods on these paths get 405 with `Allow`; other paths 404.
 
@@ -34,16 +35,22 @@ struct HealthBody {
 
 /// Answers one request. HEAD gets GET's headers, including its length, and
 /// no body.
-pub fn route(ctx: &AdminContext, method: &Method, path: &str) -> Response<Full<Bytes>> {
-    let page: fn(&AdminContext) -> Response<Full<Bytes>> = match path {
-        "/metrics" => metrics,
-        "/health" => health,
-        "/status" => status,
+pub fn route(
+    ctx: &AdminContext,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let page: fn(&AdminContext, Option<&str>) -> Response<Full<Bytes>> = match path {
+        "/metrics" => |ctx, _| metrics(ctx),
+        "/health" => |ctx, _| health(ctx),
+        "/status" => |ctx, _| status(ctx),
+        "/route" => explain,
         _ => return plain(StatusCode::NOT_FOUND, "not found\n"),
     };
     match *method {
-        Method::GET => page(ctx),
-        Method::HEAD => without_body(page(ctx)),
+        Method::GET => page(ctx, query),
+        Method::HEAD => without_body(page(ctx, query)),
         _ => {
             let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             response
@@ -93,6 +100,54 @@ fn status(ctx: &AdminContext) -> Response<Full<Bytes>> {
     respond(StatusCode::OK, JSON, text)
 }
 
+fn explain(ctx: &AdminContext, query: Option<&str>) -> Response<Full<Bytes>> {
+    let sql = query.and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("sql="))
+            .map(percent_decode)
+    });
+    let Some(sql) = sql else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "usage: GET /route?sql=STATEMENT (URL-encoded)\n",
+        );
+    };
+    match (ctx.explain)(&sql) {
+        Some(value) => {
+            let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+            text.push('\n');
+            respond(StatusCode::OK, JSON, text)
+        }
+        None => plain(StatusCode::NOT_FOUND, "no [mysql] listener on this node\n"),
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` text (`+` is a space; bad
+/// escapes are kept as they are).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn plain(code: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
     respond(code, TEXT, text.to_owned())
 }
@@ -139,7 +194,25 @@ mod tests {
                 ok,
                 detail: serde_json::json!({"primary": "db1", "status": "ignored"}),
             }),
+            explain: Arc::new(|sql| Some(serde_json::json!({ "sql": sql }))),
         }
+    }
+
+    #[tokio::test]
+    async fn route_explains_a_url_encoded_statement() {
+        let ctx = context(true);
+        let response = route(
+            &ctx,
+            &Method::GET,
+            "/route",
+            Some("sql=SELECT+1%2C%202%3B&x=y"),
+        );
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body(response).await, "{\n  \"sql\": \"SELECT 1, 2;\"\n}\n");
+        let response = route(&ctx, &Method::GET, "/route", None);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(percent_decode("100%25%2"), "100%%2");
+        assert_eq!(percent_decode("%C3%A9t%C3%A9 %zz é"), "été %zz é");
     }
 
     async fn body(response: Response<Full<Bytes>>) -> String {
@@ -153,7 +226,7 @@ mod tests {
 
     #[tokio::test]
     async fn metrics_renders_prometheus_text() {
-        let response = route(&context(true), &Method::GET, "/metrics");
+        let response = route(&context(true), &Method::GET, "/metrics", None);
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(header(&response, "content-type"), PROMETHEUS_TEXT);
         assert!(body(response).await.contains("tandem_test_total 3"));
@@ -161,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn health_ok_and_fail() {
-        let response = route(&context(true), &Method::GET, "/health");
+        let response = route(&context(true), &Method::GET, "/health", None);
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(header(&response, "content-type"), JSON);
         assert_eq!(
@@ -169,7 +242,7 @@ mod tests {
             "{\"status\":\"ok\",\"primary\":\"db1\"}\n"
         );
 
-        let response = route(&context(false), &Method::GET, "/health");
+        let response = route(&context(false), &Method::GET, "/health", None);
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
             body(response).await,
@@ -184,7 +257,7 @@ mod tests {
             ok: false,
             detail: serde_json::json!("no primary"),
         });
-        let response = route(&ctx, &Method::GET, "/health");
+        let response = route(&ctx, &Method::GET, "/health", None);
         assert_eq!(
             body(response).await,
             "{\"status\":\"fail\",\"detail\":\"no primary\"}\n"
@@ -193,13 +266,13 @@ mod tests {
             ok: true,
             detail: serde_json::Value::Null,
         });
-        let response = route(&ctx, &Method::GET, "/health");
+        let response = route(&ctx, &Method::GET, "/health", None);
         assert_eq!(body(response).await, "{\"status\":\"ok\"}\n");
     }
 
     #[tokio::test]
     async fn status_is_pretty_json() {
-        let response = route(&context(true), &Method::GET, "/status");
+        let response = route(&context(true), &Method::GET, "/status", None);
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(header(&response, "content-type"), JSON);
         assert_eq!(
@@ -212,8 +285,8 @@ mod tests {
     async fn head_has_the_headers_of_get_and_no_body() {
         let ctx = context(false);
         for path in ["/metrics", "/health", "/status"] {
-            let get = route(&ctx, &Method::GET, path);
-            let head = route(&ctx, &Method::HEAD, path);
+            let get = route(&ctx, &Method::GET, path, None);
+            let head = route(&ctx, &Method::HEAD, path, None);
             assert_eq!(get.status(), head.status());
             assert_eq!(header(&get, "content-type"), header(&head, "content-type"));
             let length: usize = header(&head, "content-length").parse().unwrap();
@@ -225,7 +298,7 @@ mod tests {
     #[tokio::test]
     async fn other_methods_get_405_with_allow() {
         for method in [Method::POST, Method::PUT, Method::DELETE] {
-            let response = route(&context(true), &method, "/health");
+            let response = route(&context(true), &method, "/health", None);
             assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
             assert_eq!(header(&response, "allow"), "GET, HEAD");
         }
@@ -234,7 +307,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_path_gets_404() {
         for path in ["/", "/metrics/", "/nope"] {
-            let response = route(&context(true), &Method::GET, path);
+            let response = route(&context(true), &Method::GET, path, None);
             assert_eq!(response.status(), StatusCode::NOT_FOUND);
             assert_eq!(body(response).await, "not found\n");
         }

@@ -107,6 +107,62 @@ pub struct MysqlConfig {
     /// PEM private key for the `caching_sha2_password` RSA exchange;
     /// `None` = generate one at start.
     pub rsa_private_key_file: Option<PathBuf>,
+    /// `[mysql.routing]`: read/write splitting.
+    pub routing: RoutingConfig,
+}
+
+/// `[mysql.routing]`: where statements go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// Default true; false sends everything to the primary.
+    pub read_write_split: bool,
+    /// How a replica is chosen for a read; default `random`.
+    pub balance: Balance,
+    /// Whether the primary serves reads too; default `fallback`.
+    pub primary_reads: PrimaryReads,
+    /// Where `START TRANSACTION READ ONLY` runs; default `replica`.
+    pub read_only_transactions: ReadOnlyTransactions,
+    /// Stored functions (lowercase) that only read, so a SELECT calling them
+    /// may run on a replica. Any other stored function sends it to the primary.
+    pub read_only_functions: Vec<String>,
+    /// A backend that could not be reached is skipped this long; default 5 000.
+    pub backend_retry_ms: u64,
+}
+
+/// Replica choice for reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Uniformly among usable replicas.
+    Random,
+    /// In proportion to `weight`.
+    Weighted,
+    /// The replica with the fewest statements in flight from this node.
+    LeastOutstanding,
+    /// Backends with `local = true` first, then the other replicas, the primary last.
+    PreferLocal,
+}
+
+/// Whether reads may use the primary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrimaryReads {
+    /// Only when no replica is usable.
+    Fallback,
+    /// The primary is one more read backend.
+    Always,
+    /// Never: with no usable replica a read fails with an error.
+    Never,
+}
+
+/// Where read-only transactions run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadOnlyTransactions {
+    /// On one replica, for the whole transaction.
+    Replica,
+    /// On the primary, like every other transaction.
+    Primary,
 }
 
 /// `[[mysql.users]]`: an account clients log in with (tandem re-authenticates
@@ -139,6 +195,8 @@ pub struct BackendConfig {
     pub role: Role,
     /// Share of reads among replicas, at least 1; default 1.
     pub weight: u32,
+    /// This backend runs on the same host as this tandem (for `balance = "prefer_local"`).
+    pub local: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

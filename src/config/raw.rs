@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::{AuthPlugin, LogFormat, Role};
+use super::{AuthPlugin, Balance, LogFormat, PrimaryReads, ReadOnlyTransactions, Role};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +62,7 @@ pub(super) struct RawMysql {
     pub max_client_connections: Option<u32>,
     #[serde(default, deserialize_with = "opt_u64")]
     pub handshake_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
     pub net_read_timeout_ms: Option<u64>,
     #[serde(default, deserialize_with = "opt_u64")]
     pub client_idle_timeout_ms: Option<u64>,
@@ -77,6 +78,21 @@ pub(super) struct RawMysql {
     pub tls: Option<RawTlsFiles>,
     pub backend_tls: Option<RawBackendTls>,
     pub rsa_private_key_file: Option<PathBuf>,
+    pub routing: Option<RawRouting>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouting {
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub read_write_split: Option<bool>,
+    pub balance: Option<Balance>,
+    pub primary_reads: Option<PrimaryReads>,
+    pub read_only_transactions: Option<ReadOnlyTransactions>,
+    #[serde(default)]
+    pub read_only_functions: Vec<String>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub backend_retry_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +120,8 @@ pub(super) struct RawBackend {
     pub role: Role,
     #[serde(default, deserialize_with = "opt_u32")]
     pub weight: Option<u32>,
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub local: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

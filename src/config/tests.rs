@@ -97,6 +97,7 @@ fn brief_example_parses() {
             address: "127.0.0.1:3307".into(),
             role: Role::Primary,
             weight: 1,
+            local: false,
         }]
     );
 }
@@ -127,7 +128,19 @@ fn defaults() {
     assert!(!m.require_tls);
     assert!(m.tls.is_none() && m.backend_tls.is_none() && m.rsa_private_key_file.is_none());
     assert_eq!(m.backends[0].weight, 1);
+    assert!(!m.backends[0].local);
     assert_eq!(m.users[0].max_connections, None);
+    assert_eq!(
+        m.routing,
+        crate::config::RoutingConfig {
+            read_write_split: true,
+            balance: crate::config::Balance::Random,
+            primary_reads: crate::config::PrimaryReads::Fallback,
+            read_only_transactions: crate::config::ReadOnlyTransactions::Replica,
+            read_only_functions: vec![],
+            backend_retry_ms: 5_000,
+        }
+    );
 }
 
 #[test]

@@ -9,16 +9,18 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use super::raw::{
-    RawAdmin, RawBackend, RawBackendTls, RawConfig, RawLog, RawMysql, RawRuntime, RawTlsFiles,
-    RawUser,
+    RawAdmin, RawBackend, RawBackendTls, RawConfig, RawLog, RawMysql, RawRouting, RawRuntime,
+    RawTlsFiles, RawUser,
 };
 use super::{
     AdminConfig, AuthPlugin, BackendConfig, BackendTls, Config, LogConfig, LogFormat,
-    MonitorConfig, MysqlConfig, Role, RuntimeConfig, TlsFiles, UserConfig,
+    MonitorConfig, MysqlConfig, Role, RoutingConfig, RuntimeConfig, TlsFiles, UserConfig,
 };
+use super::{Balance, PrimaryReads, ReadOnlyTransactions};
 
 // Defaults; `example.toml` shows the same values (a unit test holds them together).
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
+const BACKEND_RETRY_MS: u64 = 5_000;
 const LOG_LEVEL: &str = "info";
 const MAX_CLIENT_CONNECTIONS: u32 = 2048;
 const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -143,6 +145,34 @@ fn mysql(raw: RawMysql, base_dir: Option<&Path>) -> Result<MysqlConfig, Invalid>
             .rsa_private_key_file
             .map(|p| readable_file("mysql.rsa_private_key_file", p, base_dir))
             .transpose()?,
+        routing: routing(raw.routing.unwrap_or_default())?,
+    })
+}
+
+fn routing(raw: RawRouting) -> Result<RoutingConfig, Invalid> {
+    let mut functions = Vec::with_capacity(raw.read_only_functions.len());
+    for (i, f) in raw.read_only_functions.into_iter().enumerate() {
+        let name = f.trim().trim_matches('`').to_ascii_lowercase();
+        if name.is_empty() {
+            return Err(invalid(
+                format!("mysql.routing.read_only_functions[{i}]"),
+                "must be a function name",
+            ));
+        }
+        functions.push(name);
+    }
+    Ok(RoutingConfig {
+        read_write_split: raw.read_write_split.unwrap_or(true),
+        balance: raw.balance.unwrap_or(Balance::Random),
+        primary_reads: raw.primary_reads.unwrap_or(PrimaryReads::Fallback),
+        read_only_transactions: raw
+            .read_only_transactions
+            .unwrap_or(ReadOnlyTransactions::Replica),
+        read_only_functions: functions,
+        backend_retry_ms: at_least_one(
+            "mysql.routing.backend_retry_ms",
+            raw.backend_retry_ms.unwrap_or(BACKEND_RETRY_MS),
+        )?,
     })
 }
 
@@ -253,6 +283,7 @@ fn backends(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, Invalid> {
             address: b.address,
             role: b.role,
             weight,
+            local: b.local.unwrap_or(false),
         });
     }
     let primaries = backends.iter().filter(|b| b.role == Role::Primary).count();

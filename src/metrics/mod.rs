@@ -41,6 +41,9 @@ pub const MYSQL_BACKEND_CONNECT_ERRORS_TOTAL: &str = "tandem_mysql_backend_conne
 pub const MYSQL_QUERY_DURATION_SECONDS: &str = "tandem_mysql_query_duration_seconds";
 /// Gauge {version}: always 1; the label carries the running version.
 pub const BUILD_INFO: &str = "tandem_build_info";
+/// Counter: statements routed, by backend and reason (`read`, `write`,
+/// `in_transaction`, `session_pinned`, `hint`, `no_replica_fallback`...).
+pub const MYSQL_ROUTED_TOTAL: &str = "tandem_mysql_routed_total";
 
 /// Label values of [`MYSQL_COMMANDS_TOTAL`], in the order of [`command_index`].
 pub const COMMAND_LABELS: [&str; 17] = [
@@ -101,6 +104,9 @@ pub struct MysqlMetrics {
     commands: [Counter; COMMAND_LABELS.len()],
     /// Indexed by `RejectReason as usize`.
     rejected: [Counter; RejectReason::ALL.len()],
+    /// Per backend, indexed by `Reason as usize`. Registered on first use of
+    /// a backend, then a map lookup and an atomic add per statement.
+    routed: std::sync::Arc<dashmap::DashMap<String, Vec<Counter>>>,
 }
 
 /// The process-wide handle. The `metrics` facade has one global recorder per
@@ -172,6 +178,11 @@ pub fn describe() {
         MYSQL_BACKEND_CONNECT_ERRORS_TOTAL,
         Unit::Count,
         "Failed attempts to connect or authenticate to a MySQL backend."
+    );
+    describe_counter!(
+        MYSQL_ROUTED_TOTAL,
+        Unit::Count,
+        "MySQL statements routed, by backend and by the reason for the choice."
     );
     describe_histogram!(
         MYSQL_QUERY_DURATION_SECONDS,
@@ -265,7 +276,24 @@ impl MysqlMetrics {
                 .map(|label| counter!(MYSQL_COMMANDS_TOTAL, "command" => label)),
             rejected: RejectReason::ALL
                 .map(|r| counter!(MYSQL_CLIENT_CONNECTIONS_REJECTED_TOTAL, "reason" => r.as_str())),
+            routed: Default::default(),
         }
+    }
+
+    /// Counts a statement routed to `backend` for `reason`.
+    pub fn routed(&self, backend: &str, reason: crate::mysql::router::Reason) {
+        if let Some(counters) = self.routed.get(backend) {
+            counters[reason as usize].increment(1);
+            return;
+        }
+        let counters: Vec<Counter> = crate::mysql::router::Reason::ALL
+            .iter()
+            .map(|r| {
+                counter!(MYSQL_ROUTED_TOTAL, "backend" => backend.to_owned(), "reason" => r.as_str())
+            })
+            .collect();
+        counters[reason as usize].increment(1);
+        self.routed.insert(backend.to_owned(), counters);
     }
 
     /// The counter for a command byte (`COM_*`); unknown bytes count as "other".

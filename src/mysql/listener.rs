@@ -221,6 +221,66 @@ impl MysqlShared {
         }
     }
 
+    /// Where `sql` would go from a fresh session (no transaction, no pin),
+    /// and why: the answer of `GET /route?sql=...`.
+    pub fn explain(&self, sql: &str) -> serde_json::Value {
+        use crate::mysql::classify;
+        use crate::mysql::router::{self, Intent, SessionView};
+        let routing = &self.config.routing;
+        let opts = classify::Options {
+            ansi_quotes: false,
+            no_backslash_escapes: false,
+            read_only_functions: &routing.read_only_functions,
+        };
+        let c = classify::classify(sql.as_bytes(), &opts);
+        let intent = router::decide(&c, &SessionView::default(), routing);
+        let snap = self.topology.load();
+        let primary = snap.primary().map(|b| b.name.clone());
+        let (target, reason) = match &intent {
+            Intent::Primary(r) => (primary.clone(), r.as_str()),
+            Intent::Backend(name, r) => (Some(name.clone()), r.as_str()),
+            Intent::Read(_) | Intent::ReadOnlyTransaction => {
+                let reason = match &intent {
+                    Intent::Read(r) => r.as_str(),
+                    _ => "read_only_transaction",
+                };
+                match router::pick_read(
+                    &snap,
+                    routing,
+                    std::time::Instant::now(),
+                    rand::random(),
+                    &[],
+                ) {
+                    Some((b, true)) => (Some(b.name.clone()), "no_replica_fallback"),
+                    Some((b, false)) => (Some(b.name.clone()), reason),
+                    None => (None, "no_backend"),
+                }
+            }
+        };
+        let usable: Vec<String> = snap
+            .backends
+            .iter()
+            .filter(|b| b.health.is_usable(std::time::Instant::now()))
+            .map(|b| b.name.clone())
+            .collect();
+        serde_json::json!({
+            "sql": sql,
+            "classification": {
+                "kind": format!("{:?}", c.kind),
+                "flags": format!("{:?}", c.flags),
+                "hint": c.hint.as_ref().map(|h| format!("{h:?}")),
+                "may_use_replica": c.may_use_replica(),
+            },
+            "intent": format!("{intent:?}"),
+            "backend": target,
+            "reason": reason,
+            "usable_backends": usable,
+            "note": "decided for a new session: inside a transaction, after a pin (temporary table, \
+                     GET_LOCK, LOCK TABLES, user variables set by a query, multi-statements) or \
+                     with a hint, a session sends statements to the primary",
+        })
+    }
+
     pub fn status_json(&self) -> serde_json::Value {
         serde_json::json!({
             "listen": self.config.listen.to_string(),
@@ -228,6 +288,11 @@ impl MysqlShared {
             "client_connections_total": self.total_sessions.load(Ordering::Relaxed),
             "server_version": **self.server_version.load(),
             "backends": self.topology.to_json(),
+            "routing": {
+                "read_write_split": self.config.routing.read_write_split,
+                "balance": format!("{:?}", self.config.routing.balance),
+                "primary_reads": format!("{:?}", self.config.routing.primary_reads),
+            },
         })
     }
 }

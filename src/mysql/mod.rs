@@ -2,7 +2,9 @@
 //! and the listener that accepts them.
 
 pub mod backend;
+pub mod classify;
 pub mod io;
 pub mod listener;
 pub mod protocol;
+pub mod router;
 pub mod session;

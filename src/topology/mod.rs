@@ -6,7 +6,9 @@
 //! and uses it for that decision only. The monitor (a later change) publishes
 //! new snapshots; readers never wait for it.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -21,6 +23,23 @@ pub struct Backend {
     #[serde(serialize_with = "ser_role")]
     pub role: Role,
     pub weight: u32,
+    /// On the same host as this tandem (`balance = "prefer_local"`).
+    pub local: bool,
+    /// Live health, shared by every snapshot that holds this backend.
+    #[serde(skip)]
+    pub health: Arc<BackendHealth>,
+}
+
+/// What the data path learns about a backend as it uses it. The monitor (a
+/// later change) will feed the same struct. Atomics: updated by every session
+/// on every worker, read by every routing decision, never worth a lock.
+#[derive(Debug, Default)]
+pub struct BackendHealth {
+    /// Milliseconds since [`epoch`] until which the backend is skipped
+    /// (0 = usable), set when a connect fails.
+    down_until_ms: AtomicU64,
+    /// Statements in flight on this backend from this node.
+    outstanding: AtomicU32,
 }
 
 /// An immutable view of all backends.
@@ -36,6 +55,58 @@ pub struct Topology {
     // ArcSwap: read on every routing decision by every session, written
     // rarely by one task; readers must never block on the writer.
     current: ArcSwap<Snapshot>,
+}
+
+/// The process-wide reference instant for health deadlines.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn millis_since_epoch(t: Instant) -> u64 {
+    t.saturating_duration_since(epoch()).as_millis() as u64
+}
+
+// === impl BackendHealth ===
+
+impl BackendHealth {
+    /// True unless a recent connect failure put the backend aside.
+    pub fn is_usable(&self, now: Instant) -> bool {
+        let until = self.down_until_ms.load(Ordering::Relaxed);
+        until == 0 || millis_since_epoch(now) >= until
+    }
+
+    /// A connect failed: skip this backend for `retry`.
+    pub fn mark_down(&self, now: Instant, retry: Duration) {
+        let until = millis_since_epoch(now + retry).max(1);
+        self.down_until_ms.store(until, Ordering::Relaxed);
+    }
+
+    /// A connect succeeded.
+    pub fn mark_up(&self) {
+        if self.down_until_ms.load(Ordering::Relaxed) != 0 {
+            self.down_until_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
+    pub fn outstanding(&self) -> u32 {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
+    /// Counts a statement in flight until the guard drops.
+    pub fn start_statement(self: &Arc<Self>) -> InFlight {
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+}
+
+/// A statement in flight on a backend (for `least_outstanding`).
+pub struct InFlight(Arc<BackendHealth>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 fn ser_role<S: serde::Serializer>(r: &Role, s: S) -> Result<S::Ok, S::Error> {
@@ -55,6 +126,10 @@ impl Snapshot {
     pub fn by_name(&self, name: &str) -> Option<&Arc<Backend>> {
         self.backends.iter().find(|b| b.name == name)
     }
+
+    pub fn replicas(&self) -> impl Iterator<Item = &Arc<Backend>> {
+        self.backends.iter().filter(|b| b.role == Role::Replica)
+    }
 }
 
 // === impl Topology ===
@@ -69,6 +144,8 @@ impl Topology {
                     address: b.address.clone(),
                     role: b.role,
                     weight: b.weight,
+                    local: b.local,
+                    health: Arc::default(),
                 })
             })
             .collect();
@@ -91,8 +168,23 @@ impl Topology {
         self.current.store(Arc::new(next));
     }
 
+    /// Every backend with its role and live health, for `/status`.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(&*self.current.load_full()).unwrap_or_default()
+        let snap = self.current.load_full();
+        let now = Instant::now();
+        let backends: Vec<serde_json::Value> = snap
+            .backends
+            .iter()
+            .map(|b| {
+                let mut v = serde_json::to_value(&**b).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("usable".into(), b.health.is_usable(now).into());
+                    o.insert("in_flight".into(), b.health.outstanding().into());
+                }
+                v
+            })
+            .collect();
+        serde_json::json!({ "generation": snap.generation, "backends": backends })
     }
 }
 
@@ -106,6 +198,7 @@ mod tests {
             address: "127.0.0.1:1".into(),
             role,
             weight: 1,
+            local: false,
         }
     }
 

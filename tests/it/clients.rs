@@ -9,7 +9,22 @@ use crate::common::{repo_root, testbed, Proxy};
 
 /// Runs a client script against host:port and returns its combined output;
 /// panics with that output when it fails.
-async fn run_client(label: &str, program: &str, args: &[&str], addr: String) -> String {
+pub async fn run_client(label: &str, program: &str, args: &[&str], addr: String) -> String {
+    run_client_env(label, program, args, addr, &[]).await
+}
+
+/// [`run_client`] with extra environment variables.
+pub async fn run_client_env(
+    label: &str,
+    program: &str,
+    args: &[&str],
+    addr: String,
+    envs: &[(&str, &str)],
+) -> String {
+    let envs: Vec<(String, String)> = envs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let root = repo_root();
     let program = program.to_string();
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -24,6 +39,7 @@ async fn run_client(label: &str, program: &str, args: &[&str], addr: String) -> 
             .env("TANDEM_USER", "app")
             .env("TANDEM_PASSWORD", "apppass")
             .env("TANDEM_DB", "appdb")
+            .envs(envs)
             .output()
             .unwrap_or_else(|e| {
                 panic!("{label}: cannot run {program}: {e} (run scripts/install-deps)")

@@ -11,3 +11,4 @@ mod clients;
 mod commands;
 mod common;
 mod protocol;
+mod split;

@@ -37,6 +37,8 @@ pub enum Step {
 pub struct Outcome {
     /// Status flags of the last OK/EOF seen (0 if none).
     pub status: u16,
+    /// An OK/EOF carried `status` (0 is a valid status: autocommit off).
+    pub has_status: bool,
     /// The response ended with an ERR packet.
     pub error: bool,
     /// Result sets seen.
@@ -210,6 +212,7 @@ impl Scanner {
                 } else {
                     let status = eof_status(payload).unwrap_or(0);
                     self.outcome.status = status;
+                    self.outcome.has_status = true;
                     // An opened cursor (COM_STMT_EXECUTE with a cursor flag)
                     // sends no rows now; they come with COM_STMT_FETCH.
                     if status & StatusFlags::SERVER_STATUS_CURSOR_EXISTS.bits() != 0 {
@@ -271,6 +274,7 @@ impl Scanner {
                     self.end_with_err();
                 } else if is_end {
                     self.outcome.status = self.end_status(payload);
+                    self.outcome.has_status = true;
                     self.state = State::Done;
                 }
             }
@@ -280,9 +284,15 @@ impl Scanner {
                     Some(0x00) => {
                         if let Some(ok) = OkInfo::parse(payload) {
                             self.outcome.status = ok.status;
+                            self.outcome.has_status = true;
                         }
                     }
-                    Some(0xFE) => self.outcome.status = eof_status(payload).unwrap_or(0),
+                    Some(0xFE) => {
+                        if let Some(status) = eof_status(payload) {
+                            self.outcome.status = status;
+                            self.outcome.has_status = true;
+                        }
+                    }
                     _ => {}
                 }
                 self.state = State::Done;
@@ -321,6 +331,7 @@ impl Scanner {
 
     fn after_final(&mut self, status: u16) {
         self.outcome.status = status;
+        self.outcome.has_status = true;
         self.state = if status & StatusFlags::SERVER_MORE_RESULTS_EXISTS.bits() != 0 {
             State::ResultStart
         } else {

@@ -5,10 +5,12 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::backends::Slot;
+use super::state::StateLog;
 use super::{connect_primary, AdvanceBy, Session, SessionError};
 use crate::mysql::backend::{self, ConnectParams};
 use crate::mysql::io::PacketIo;
-use crate::mysql::protocol::command::COM_QUERY;
+use crate::mysql::protocol::command::{COM_QUERY, COM_QUIT};
 use crate::mysql::protocol::err::{self, ServerError};
 use crate::mysql::protocol::ok::OkInfo;
 use crate::mysql::protocol::wire::Reader;
@@ -253,32 +255,39 @@ impl Session {
             self.max_packet,
         )
         .await;
-        let (conn, name, addr) = match conn {
+        let (conn, primary) = match conn {
             Ok(x) => x,
             Err(e) => {
                 self.shared.release_user_slot(&user.name);
                 return Err(SessionError::Refused(e, seq));
             }
         };
-        let old = std::mem::replace(&mut self.backend, conn);
-        drop(old);
+        // Every old connection belongs to the old user: close them all.
+        self.status = conn.status;
+        let old = std::mem::replace(
+            &mut self.slots,
+            vec![Slot {
+                backend: primary,
+                conn,
+                applied: 0,
+            }],
+        );
+        for mut s in old {
+            let _ = s.conn.io.write_packet(0, &[COM_QUIT]).await;
+        }
         self.shared.release_user_slot(&self.user.name);
-        self.handle
-            .backend_thread
-            .store(self.backend.thread_id, Ordering::Relaxed);
-        *self
-            .handle
-            .backend_name
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = name.clone();
-        self.backend_name = name;
-        self.backend_addr = addr;
+        self.current_slot = None;
+        self.note_current_slot(0);
+        self.state = StateLog::default();
+        self.stmts.clear();
+        self.pinned = None;
+        self.ro_txn_slot = None;
+        self.last_slot = None;
         self.user = user;
         self.secret = secret;
         self.collation = collation;
         self.database = req.database;
         self.attributes = attributes;
-        self.status = self.backend.status;
         let ok = OkInfo {
             status: self.status,
             ..Default::default()

@@ -1,13 +1,19 @@
 //! One client session: the connection phase, then the command loop.
 //!
-//! A session owns its client socket and (in this version) one backend
-//! connection to the primary, opened at login as the same user. Commands are
-//! relayed as raw packets; see `relay.rs` for the hot path.
+//! A session owns its client socket and its backend connections: the
+//! primary's, opened at login as the same user, and the replicas' it reads
+//! from, opened on first use (`backends.rs`). Each COM_QUERY is classified and
+//! routed (`route.rs`); session state is replayed where needed (`state.rs`).
+//! Commands are relayed as raw packets; see `relay.rs` for the hot path.
 
 mod auth;
+mod backends;
 mod control;
 mod relay;
+mod route;
 pub mod rsa_keys;
+mod state;
+mod stmts;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,11 +24,18 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use self::backends::Slot;
+use self::state::StateLog;
+use self::stmts::Stmts;
 use super::backend::{self, BackendConn, BackendError, ConnectParams};
 use super::io::{PacketIo, Stream};
 use super::listener::{MysqlShared, SessionHandle, UserEntry};
 use super::protocol::auth::Secret;
-use super::protocol::command::{self, COM_CHANGE_USER, COM_PROCESS_KILL, COM_QUERY, COM_QUIT};
+use super::protocol::command::{
+    self, COM_CHANGE_USER, COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_RESET_CONNECTION,
+    COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET,
+    COM_STMT_SEND_LONG_DATA,
+};
 use super::protocol::err::{self, ServerError};
 use super::protocol::ok::OkInfo;
 use super::protocol::MAX_PAYLOAD;
@@ -44,6 +57,13 @@ pub enum SessionError {
     Refused(ServerError, u8),
     #[error("backend '{0}' lost: {1}")]
     BackendLost(String, String),
+    /// This statement fails with this ERR; the session goes on.
+    #[error("statement failed: {0}")]
+    StatementFailed(ServerError),
+    /// A replica connection broke before any of its response reached the
+    /// client: the statement can run elsewhere.
+    #[error("replica lost before answering")]
+    Retry,
     #[error("handshake timed out")]
     HandshakeTimeout,
     #[error("idle timeout")]
@@ -73,9 +93,20 @@ pub struct Session {
     database: Option<String>,
     attributes: Option<Vec<u8>>,
     scramble: [u8; 20],
-    backend: BackendConn,
-    backend_name: String,
-    backend_addr: String,
+    /// Backend connections; slot 0 is the primary's.
+    slots: Vec<Slot>,
+    /// SET/USE statements to replay on the other backends.
+    state: StateLog,
+    /// Why the session is kept on the primary, if it is.
+    pinned: Option<&'static str>,
+    /// The slot running a read-only transaction.
+    ro_txn_slot: Option<usize>,
+    /// The slot that ran the previous statement (for SHOW WARNINGS...).
+    last_slot: Option<usize>,
+    /// The slot `KILL` currently points at.
+    current_slot: Option<usize>,
+    /// Prepared statements, by the ids the client sees.
+    stmts: Stmts,
     /// Status flags of the last response (IN_TRANS, AUTOCOMMIT...).
     status: u16,
     /// When the last command arrived; the idle timeout counts from here.
@@ -187,7 +218,7 @@ impl Session {
             hello.max_packet,
         )
         .await;
-        let (backend, backend_name, backend_addr) = match conn {
+        let (backend, primary) = match conn {
             Ok(x) => x,
             Err(e) => {
                 shared
@@ -204,7 +235,7 @@ impl Session {
         *handle
             .backend_name
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = backend_name.clone();
+            .unwrap_or_else(|e| e.into_inner()) = primary.name.clone();
         let ok = OkInfo {
             status: backend.status,
             ..Default::default()
@@ -231,9 +262,17 @@ impl Session {
             database: hello.database,
             attributes: hello.attributes,
             scramble: login.scramble,
-            backend,
-            backend_name,
-            backend_addr,
+            slots: vec![Slot {
+                backend: primary,
+                conn: backend,
+                applied: 0,
+            }],
+            state: StateLog::default(),
+            pinned: None,
+            ro_txn_slot: None,
+            last_slot: None,
+            current_slot: Some(0),
+            stmts: Stmts::default(),
         })
     }
 
@@ -264,18 +303,36 @@ impl Session {
                 .metrics
                 .client_bytes_received
                 .increment((4 + len.min(MAX_PAYLOAD)) as u64);
-            match cmd {
+            let result = match cmd {
                 COM_QUIT => return Ok(()),
-                COM_CHANGE_USER => self.change_user(len).await?,
-                COM_PROCESS_KILL => self.com_process_kill(len).await?,
-                COM_QUERY if len < MAX_PAYLOAD && self.try_kill_statement(len).await? => {}
+                COM_CHANGE_USER => self.change_user(len).await,
+                COM_PROCESS_KILL => self.com_process_kill(len).await,
+                COM_QUERY if len < MAX_PAYLOAD && self.try_kill_statement(len).await? => Ok(()),
+                COM_QUERY => self.query(len).await,
+                COM_RESET_CONNECTION => self.reset_connection(len).await,
+                COM_STMT_PREPARE => self.stmt_prepare(len).await,
+                COM_STMT_EXECUTE => self.stmt_execute(len).await,
+                COM_STMT_SEND_LONG_DATA => self.stmt_send_long_data(len).await,
+                COM_STMT_CLOSE => self.stmt_close(len).await,
+                COM_STMT_RESET => self.stmt_reset(len).await,
+                COM_STMT_FETCH => self.stmt_fetch(len).await,
                 _ => match command::expect(cmd) {
-                    Some(expect) => self.relay(cmd, expect, len).await?,
-                    None => {
-                        self.discard_command(len).await?;
-                        self.reply_error(1, &ServerError::unknown_command()).await?;
-                    }
+                    Some(expect) => match self.primary_slot().await {
+                        Ok(slot) => self.relay(slot, cmd, expect, len).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    },
+                    None => Err(SessionError::StatementFailed(ServerError::unknown_command())),
                 },
+            };
+            match result {
+                Ok(()) => {}
+                // By convention a handler fails a statement before consuming
+                // it: drop the command, answer with the ERR, go on.
+                Err(SessionError::StatementFailed(e)) => {
+                    self.discard_command(len).await?;
+                    self.reply_error(1, &e).await?;
+                }
+                Err(e) => return Err(e),
             }
             self.shared
                 .metrics
@@ -324,6 +381,70 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// COM_QUERY: route, relay, then update the session. A replica that
+    /// breaks before answering is left out and the statement runs elsewhere.
+    async fn query(&mut self, len: usize) -> Result<(), SessionError> {
+        for _ in 0..4 {
+            let (slot, after) = self.route_query(len).await?;
+            let in_flight = self.slots[slot].backend.health.start_statement();
+            let result = self
+                .relay(slot, COM_QUERY, command::Expect::Results, len)
+                .await;
+            drop(in_flight);
+            match result {
+                Ok(outcome) => {
+                    self.after_statement(slot, &outcome, after);
+                    return Ok(());
+                }
+                Err(SessionError::Retry) => self.drop_lost_replica(slot),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(SessionError::Internal(
+            "no backend could run the statement".into(),
+        ))
+    }
+
+    /// A replica connection broke: put the backend aside and forget the slot.
+    pub(super) fn drop_lost_replica(&mut self, slot: usize) {
+        let backend = self.slots[slot].backend.clone();
+        self.stmts.forget_backend(&backend.name);
+        let retry = Duration::from_millis(self.shared.config.routing.backend_retry_ms);
+        backend.health.mark_down(Instant::now(), retry);
+        self.slots.remove(slot);
+        self.fix_slot_indexes_after_remove(slot);
+        self.current_slot = None;
+        tracing::warn!(backend = %backend.name, "replica lost before answering; retrying elsewhere");
+    }
+
+    /// COM_RESET_CONNECTION: the primary's answer goes to the client; replica
+    /// connections are closed (they reconnect clean on next use), and the
+    /// replay log and pins go, as the server's session state does.
+    async fn reset_connection(&mut self, len: usize) -> Result<(), SessionError> {
+        let slot = self.primary_slot().await?;
+        let outcome = self
+            .relay(slot, COM_RESET_CONNECTION, command::Expect::Single, len)
+            .await?;
+        if !outcome.error {
+            for s in self.slots.drain(1..) {
+                let mut conn = s.conn;
+                let _ = conn.io.write_packet(0, &[COM_QUIT]).await;
+            }
+            // The server dropped the session's prepared statements.
+            self.stmts.clear();
+            self.state.clear();
+            if let Some(db) = self.database.clone() {
+                self.state.record_database(&db);
+            }
+            self.slots[0].applied = self.state.version();
+            self.pinned = None;
+            self.ro_txn_slot = None;
+            self.last_slot = None;
+            self.current_slot = None;
+        }
+        Ok(())
     }
 
     /// Sends an ERR as the whole response to the current command.
@@ -376,8 +497,10 @@ impl Session {
         if let Err(e) = &end {
             tracing::debug!(id = self.handle.id, error = %e, "session ended");
         }
-        // Tell the backend politely so it does not log an aborted connection.
-        let _ = self.backend.io.write_packet(0, &[COM_QUIT]).await;
+        // Tell the backends politely so they do not log aborted connections.
+        for slot in &mut self.slots {
+            let _ = slot.conn.io.write_packet(0, &[COM_QUIT]).await;
+        }
     }
 }
 
@@ -392,7 +515,7 @@ async fn connect_primary(
     collation: u8,
     attributes: Option<&[u8]>,
     max_packet: u32,
-) -> Result<(BackendConn, String, String), ServerError> {
+) -> Result<(BackendConn, Arc<crate::topology::Backend>), ServerError> {
     let snap = shared.topology.load();
     let Some(primary) = snap.primary() else {
         return Err(ServerError::new(
@@ -421,7 +544,8 @@ async fn connect_primary(
                 .backend_connection(&primary.name)
                 .increment(1);
             shared.note_backend_version(&conn.version);
-            Ok((conn, primary.name.clone(), primary.address.clone()))
+            primary.health.mark_up();
+            Ok((conn, primary.clone()))
         }
         Err(e) => {
             if !matches!(e, BackendError::Server(_)) {

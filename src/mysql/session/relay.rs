@@ -12,39 +12,83 @@ use super::{AdvanceBy, Session, SessionError};
 use crate::mysql::io::{PacketError, PacketIo};
 use crate::mysql::protocol::command::{Expect, COM_INIT_DB};
 use crate::mysql::protocol::err::ServerError;
-use crate::mysql::protocol::response::{Scanner, Step};
+use crate::mysql::protocol::response::{Outcome, Scanner, Step};
 use crate::mysql::protocol::wire::header_len;
 use crate::mysql::protocol::{CapabilityFlags as Cap, MAX_PAYLOAD};
 
 /// Client error code for a lost server connection (CR_SERVER_LOST).
 const CR_SERVER_LOST: u16 = 2013;
 
+/// Changes to a relayed command and its response (prepared statements).
+#[derive(Debug, Default)]
+pub(super) struct RelayOpts {
+    /// The command packet (header included) to send instead of the client's
+    /// bytes, which are still consumed: a statement id or parameter types
+    /// rewritten for the backend.
+    pub packet: Option<Vec<u8>>,
+    /// COM_STMT_PREPARE: the statement id the client sees, written over the
+    /// backend's in the PREPARE_OK packet.
+    pub prepare_id: Option<u32>,
+}
+
 // === impl Session ===
 
 impl Session {
-    /// Relays the buffered command (`len` = its first packet's length) and
-    /// its whole response.
+    /// Relays the buffered command (`len` = its first packet's length) to
+    /// slot `slot` and its whole response back.
+    ///
+    /// The command stays in the client buffer until the first response bytes
+    /// arrive: if a replica breaks before that, nothing reached the client
+    /// and `SessionError::Retry` lets the caller run it elsewhere.
     pub(super) async fn relay(
         &mut self,
+        slot: usize,
         cmd: u8,
         expect: Expect,
         len: usize,
-    ) -> Result<(), SessionError> {
+    ) -> Result<Outcome, SessionError> {
+        self.relay_with(slot, cmd, expect, len, RelayOpts::default())
+            .await
+    }
+
+    /// [`Session::relay`] with a rewritten command and/or response.
+    pub(super) async fn relay_with(
+        &mut self,
+        slot: usize,
+        cmd: u8,
+        expect: Expect,
+        len: usize,
+        opts: RelayOpts,
+    ) -> Result<Outcome, SessionError> {
+        self.note_current_slot(slot);
         let init_db = (cmd == COM_INIT_DB && len < MAX_PAYLOAD)
             .then(|| String::from_utf8_lossy(&self.client.rbuf[5..4 + len]).into_owned());
-        self.forward_command(len).await?;
+        let mut unconsumed = self.forward_command(slot, len, opts.packet).await?;
+        let mut prepare_id = opts.prepare_id;
         let deprecate_eof = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
         let mut scanner = Scanner::new(expect, deprecate_eof);
         let mut relayed = 0usize;
         loop {
-            let (n, step) = scanner.scan(&self.backend.io.rbuf);
+            let conn = &mut self.slots[slot].conn;
+            let (n, step) = scanner.scan(&conn.io.rbuf);
+            if let (Some(id), true) = (prepare_id, n >= 9) {
+                // The first packet is whole (it is never streamed): put the
+                // client's statement id in the PREPARE_OK.
+                if conn.io.rbuf[4] == 0x00 {
+                    conn.io.rbuf[5..9].copy_from_slice(&id.to_le_bytes());
+                }
+                prepare_id = None;
+            }
             if n > 0 {
+                if let Some(k) = unconsumed.take() {
+                    self.client.rbuf.advance_by(k);
+                }
                 self.client
                     .stream
-                    .write_all(&self.backend.io.rbuf[..n])
+                    .write_all(&conn.io.rbuf[..n])
                     .await
                     .map_err(SessionError::ClientIo)?;
-                self.backend.io.rbuf.advance_by(n);
+                conn.io.rbuf.advance_by(n);
                 relayed += n;
             }
             match step {
@@ -55,14 +99,27 @@ impl Session {
                         .flush()
                         .await
                         .map_err(SessionError::ClientIo)?;
-                    self.relay_local_infile().await?;
+                    self.relay_local_infile(slot).await?;
                     continue;
                 }
                 Step::NeedMore => {}
             }
-            if let Err(e) = self.backend.io.fill().await {
-                return Err(self.backend_lost(relayed == 0, e).await);
+            if let Err(e) = self.slots[slot].conn.io.fill().await {
+                if relayed == 0
+                    && unconsumed.is_some()
+                    && slot != 0
+                    && self.ro_txn_slot != Some(slot)
+                {
+                    return Err(SessionError::Retry);
+                }
+                if let Some(k) = unconsumed.take() {
+                    self.client.rbuf.advance_by(k);
+                }
+                return Err(self.backend_lost(slot, relayed == 0, e).await);
             }
+        }
+        if let Some(k) = unconsumed.take() {
+            self.client.rbuf.advance_by(k);
         }
         self.client
             .stream
@@ -74,31 +131,38 @@ impl Session {
             .client_bytes_sent
             .increment(relayed as u64);
         let outcome = scanner.outcome();
-        if outcome.status != 0 {
+        if outcome.has_status {
             self.status = outcome.status;
         }
         if let (Some(db), false) = (init_db, outcome.error) {
+            self.state.record_database(&db);
+            self.slots[slot].applied = self.state.version();
             self.database = Some(db);
         }
-        Ok(())
+        Ok(outcome)
     }
 
-    /// Writes the command to the backend: a buffered packet in one write, or
-    /// a multi-packet (>= 16 MiB) command streamed frame by frame.
-    async fn forward_command(&mut self, len: usize) -> Result<(), SessionError> {
+    /// Writes the command to slot `slot`: a buffered packet in one write
+    /// (left in the client buffer; returns its size for the caller to
+    /// consume), or a multi-packet (>= 16 MiB) command streamed frame by frame.
+    async fn forward_command(
+        &mut self,
+        slot: usize,
+        len: usize,
+        packet: Option<Vec<u8>>,
+    ) -> Result<Option<usize>, SessionError> {
         if len < MAX_PAYLOAD {
             let n = 4 + len;
-            if let Err(e) = self
-                .backend
-                .io
-                .stream
-                .write_all(&self.client.rbuf[..n])
-                .await
-            {
-                return Err(self.backend_lost(true, PacketError::Io(e)).await);
+            let conn = &mut self.slots[slot].conn;
+            let bytes = packet.as_deref().unwrap_or(&self.client.rbuf[..n]);
+            if let Err(e) = conn.io.stream.write_all(bytes).await {
+                if slot != 0 && self.ro_txn_slot != Some(slot) {
+                    return Err(SessionError::Retry);
+                }
+                self.client.rbuf.advance_by(n);
+                return Err(self.backend_lost(slot, true, PacketError::Io(e)).await);
             }
-            self.client.rbuf.advance_by(n);
-            return Ok(());
+            return Ok(Some(n));
         }
         let max = self.shared.config.max_allowed_packet as usize;
         let mut total = 0usize;
@@ -110,19 +174,19 @@ impl Session {
                 // session ends with ER_NET_PACKET_TOO_LARGE.
                 return Err(SessionError::Refused(ServerError::packet_too_large(), 1));
             }
-            self.stream_client_frame(frame_len).await?;
+            self.stream_client_frame(slot, frame_len).await?;
             if frame_len < MAX_PAYLOAD {
-                return Ok(());
+                return Ok(None);
             }
         }
     }
 
     /// LOAD DATA LOCAL INFILE: relays the client's file packets up to and
     /// including the empty packet that ends the file.
-    async fn relay_local_infile(&mut self) -> Result<(), SessionError> {
+    async fn relay_local_infile(&mut self, slot: usize) -> Result<(), SessionError> {
         loop {
             let frame_len = self.wait_client_header().await?;
-            self.stream_client_frame(frame_len).await?;
+            self.stream_client_frame(slot, frame_len).await?;
             if frame_len == 0 {
                 return Ok(());
             }
@@ -140,20 +204,20 @@ impl Session {
 
     /// Forwards one client packet (header + `len` payload bytes) to the
     /// backend as it arrives, without buffering it whole.
-    async fn stream_client_frame(&mut self, len: usize) -> Result<(), SessionError> {
+    async fn stream_client_frame(&mut self, slot: usize, len: usize) -> Result<(), SessionError> {
         let timeout = std::time::Duration::from_millis(self.shared.config.net_read_timeout_ms);
         let mut left = 4 + len;
         loop {
             let take = left.min(self.client.rbuf.len());
             if take > 0 {
-                if let Err(e) = self
-                    .backend
+                if let Err(e) = self.slots[slot]
+                    .conn
                     .io
                     .stream
                     .write_all(&self.client.rbuf[..take])
                     .await
                 {
-                    return Err(self.backend_lost(false, PacketError::Io(e)).await);
+                    return Err(self.backend_lost(slot, false, PacketError::Io(e)).await);
                 }
                 self.client.rbuf.advance_by(take);
                 left -= take;
@@ -168,10 +232,16 @@ impl Session {
     /// The backend connection broke. If nothing of the response reached the
     /// client yet, it gets a clear ERR; either way the session ends, because
     /// its server-side state (transaction, variables) is gone.
-    async fn backend_lost(&mut self, nothing_sent: bool, e: PacketError) -> SessionError {
+    async fn backend_lost(
+        &mut self,
+        slot: usize,
+        nothing_sent: bool,
+        e: PacketError,
+    ) -> SessionError {
+        let backend = self.slots[slot].backend.clone();
         let msg = format!(
             "Lost connection to backend '{}' ({}) during query: {e}",
-            self.backend_name, self.backend_addr
+            backend.name, backend.address
         );
         if nothing_sent {
             let err = ServerError::new(CR_SERVER_LOST, "HY000", msg.clone());
@@ -179,9 +249,9 @@ impl Session {
         }
         self.shared
             .metrics
-            .backend_connect_error(&self.backend_name)
+            .backend_connect_error(&backend.name)
             .increment(1);
-        SessionError::BackendLost(self.backend_name.clone(), msg)
+        SessionError::BackendLost(backend.name.clone(), msg)
     }
 
     /// Reads and drops the rest of a command tandem answers itself.

@@ -1,0 +1,296 @@
+//! Where a statement goes: pure decisions from the statement's
+//! classification, the session's state and one topology snapshot. Opens no
+//! socket and reads no clock (the caller passes `now` and a random number).
+//!
+//! Two steps: [`decide`] turns (classification, session) into an [`Intent`];
+//! [`pick_read`] turns a read intent into a backend by the balance policy and
+//! the backends' health.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::{Balance, PrimaryReads, ReadOnlyTransactions, Role, RoutingConfig};
+use crate::mysql::classify::{Classification, Flags, Hint, Kind};
+use crate::topology::{Backend, Snapshot};
+
+/// Why a statement went where it went: the `reason` label of
+/// `tandem_mysql_routed_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// A plain read served by a read backend.
+    Read,
+    /// Changes data, or anything not known to be a read.
+    Write,
+    Ddl,
+    /// Transaction control, or any statement inside a transaction.
+    InTransaction,
+    /// Inside `START TRANSACTION READ ONLY` running on a replica.
+    ReadOnlyTransaction,
+    LockingRead,
+    SideEffect,
+    /// LAST_INSERT_ID(), FOUND_ROWS(), SQL_CALC_FOUND_ROWS: tied to the primary's session.
+    SessionFunction,
+    TempTable,
+    /// The session is pinned to the primary (temp table, lock, user variables...).
+    SessionPinned,
+    /// SET, USE and friends: run on the primary first, replayed elsewhere.
+    SessionState,
+    /// SHOW WARNINGS, ROW_COUNT()...: the backend that ran the previous statement.
+    Diagnostics,
+    Hint,
+    /// A read went to the primary because no replica was usable.
+    NoReplicaFallback,
+    MultiStatement,
+    StoredFunction,
+    /// Reads a value that differs per server (`@@read_only`, `@@gtid_*`,
+    /// `CONNECTION_ID()`, `MASTER_GTID_WAIT`...): the writable server's answer.
+    ServerState,
+    /// Not understood, or its meaning depends on an sql_mode tandem may not know.
+    Unknown,
+    /// `read_write_split = false`.
+    SplitDisabled,
+}
+
+/// The session state the router needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionView<'a> {
+    /// The server reported IN_TRANS, or autocommit is off.
+    pub in_transaction: bool,
+    /// A read-only transaction runs on this backend.
+    pub transaction_backend: Option<&'a str>,
+    /// Pinned to the primary for the rest of the session.
+    pub pinned: bool,
+    /// The backend that ran the previous statement.
+    pub last_backend: Option<&'a str>,
+}
+
+/// A decision before a backend is picked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    Primary(Reason),
+    /// Any backend that serves reads, by the balance policy.
+    Read(Reason),
+    /// This backend, by name.
+    Backend(String, Reason),
+    /// `START TRANSACTION READ ONLY` on a replica: pick one, and keep the
+    /// transaction there.
+    ReadOnlyTransaction,
+}
+
+// === impl Reason ===
+
+impl Reason {
+    pub const ALL: [Reason; 19] = [
+        Reason::Read,
+        Reason::Write,
+        Reason::Ddl,
+        Reason::InTransaction,
+        Reason::ReadOnlyTransaction,
+        Reason::LockingRead,
+        Reason::SideEffect,
+        Reason::SessionFunction,
+        Reason::TempTable,
+        Reason::SessionPinned,
+        Reason::SessionState,
+        Reason::Diagnostics,
+        Reason::Hint,
+        Reason::NoReplicaFallback,
+        Reason::MultiStatement,
+        Reason::StoredFunction,
+        Reason::ServerState,
+        Reason::Unknown,
+        Reason::SplitDisabled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Read => "read",
+            Reason::Write => "write",
+            Reason::Ddl => "ddl",
+            Reason::InTransaction => "in_transaction",
+            Reason::ReadOnlyTransaction => "read_only_transaction",
+            Reason::LockingRead => "locking_read",
+            Reason::SideEffect => "side_effect",
+            Reason::SessionFunction => "session_function",
+            Reason::TempTable => "temp_table",
+            Reason::SessionPinned => "session_pinned",
+            Reason::SessionState => "session_state",
+            Reason::Diagnostics => "diagnostics",
+            Reason::Hint => "hint",
+            Reason::NoReplicaFallback => "no_replica_fallback",
+            Reason::MultiStatement => "multi_statement",
+            Reason::StoredFunction => "stored_function",
+            Reason::ServerState => "server_state",
+            Reason::Unknown => "unknown",
+            Reason::SplitDisabled => "split_disabled",
+        }
+    }
+}
+
+/// Decides where a classified statement should run.
+pub fn decide(c: &Classification, s: &SessionView<'_>, cfg: &RoutingConfig) -> Intent {
+    if !cfg.read_write_split {
+        return Intent::Primary(Reason::SplitDisabled);
+    }
+    match &c.hint {
+        Some(Hint::Primary) => return Intent::Primary(Reason::Hint),
+        Some(Hint::Replica) => return Intent::Read(Reason::Hint),
+        Some(Hint::Backend(name)) => return Intent::Backend(name.clone(), Reason::Hint),
+        None => {}
+    }
+    if let Some(b) = s.transaction_backend {
+        return Intent::Backend(b.to_string(), Reason::ReadOnlyTransaction);
+    }
+    // Reads of the previous statement's outcome: where that statement ran.
+    let diagnostics = matches!(c.kind, Kind::Diagnostics)
+        || c.flags.contains(Flags::ROW_COUNT)
+        || c.flags.contains(Flags::DIAGNOSTICS_AREA)
+        || (c.flags.contains(Flags::FOUND_ROWS) && !c.flags.contains(Flags::CALC_FOUND_ROWS));
+    if diagnostics {
+        return match s.last_backend {
+            Some(b) => Intent::Backend(b.to_string(), Reason::Diagnostics),
+            None => Intent::Primary(Reason::Diagnostics),
+        };
+    }
+    if s.in_transaction {
+        return Intent::Primary(Reason::InTransaction);
+    }
+    if s.pinned {
+        return Intent::Primary(Reason::SessionPinned);
+    }
+    if let Kind::Begin {
+        read_only: true, ..
+    } = c.kind
+    {
+        if cfg.read_only_transactions == ReadOnlyTransactions::Replica {
+            return Intent::ReadOnlyTransaction;
+        }
+    }
+    if c.may_use_replica() {
+        return Intent::Read(Reason::Read);
+    }
+    Intent::Primary(primary_reason(c))
+}
+
+/// The most telling reason a statement must run on the primary.
+fn primary_reason(c: &Classification) -> Reason {
+    let f = c.flags;
+    match c.kind {
+        Kind::Ddl => return Reason::Ddl,
+        Kind::Begin { .. }
+        | Kind::Commit { .. }
+        | Kind::Rollback { .. }
+        | Kind::RollbackToSavepoint
+        | Kind::Savepoint
+        | Kind::ReleaseSavepoint
+        | Kind::Xa
+        | Kind::SetTransaction => return Reason::InTransaction,
+        Kind::Set | Kind::Use => return Reason::SessionState,
+        Kind::Other => return Reason::Unknown,
+        _ => {}
+    }
+    if f.contains(Flags::MULTI_STATEMENT) {
+        Reason::MultiStatement
+    } else if f.contains(Flags::TEMP_TABLE) {
+        Reason::TempTable
+    } else if f.contains(Flags::LOCKING_READ) {
+        Reason::LockingRead
+    } else if f.contains(Flags::LAST_INSERT_ID)
+        || f.contains(Flags::FOUND_ROWS)
+        || f.contains(Flags::CALC_FOUND_ROWS)
+    {
+        Reason::SessionFunction
+    } else if f.contains(Flags::SIDE_EFFECT) || f.contains(Flags::LOCK_FUNCTION) {
+        Reason::SideEffect
+    } else if f.contains(Flags::STORED_FUNCTION) {
+        Reason::StoredFunction
+    } else if f.contains(Flags::SERVER_STATE) || f.contains(Flags::REPLICATION_WAIT) {
+        Reason::ServerState
+    } else if f.contains(Flags::MODE_DEPENDENT) || f.contains(Flags::UNTERMINATED) {
+        Reason::Unknown
+    } else {
+        Reason::Write
+    }
+}
+
+/// Picks a backend for a read. `random` is any random number (the caller's
+/// RNG); `exclude` names backends that just failed. Returns the backend and
+/// whether it is the primary standing in for missing replicas.
+pub fn pick_read(
+    snap: &Snapshot,
+    cfg: &RoutingConfig,
+    now: Instant,
+    random: u64,
+    exclude: &[&str],
+) -> Option<(Arc<Backend>, bool)> {
+    let usable = |b: &&Arc<Backend>| b.health.is_usable(now) && !exclude.contains(&b.name.as_str());
+    let primary_too = cfg.primary_reads == PrimaryReads::Always;
+    let candidates: Vec<&Arc<Backend>> = snap
+        .backends
+        .iter()
+        .filter(|b| b.role == Role::Replica || primary_too)
+        .filter(usable)
+        .collect();
+    if candidates.is_empty() {
+        if cfg.primary_reads == PrimaryReads::Never {
+            return None;
+        }
+        let primary = snap.primary().filter(usable)?;
+        return Some((primary.clone(), true));
+    }
+    let chosen = match cfg.balance {
+        Balance::Random => candidates[(random % candidates.len() as u64) as usize],
+        Balance::Weighted => weighted(&candidates, random),
+        Balance::LeastOutstanding => least_outstanding(&candidates, random),
+        Balance::PreferLocal => {
+            let local: Vec<_> = candidates
+                .iter()
+                .copied()
+                .filter(|b| b.local && b.role == Role::Replica)
+                .collect();
+            let replicas: Vec<_> = candidates
+                .iter()
+                .copied()
+                .filter(|b| b.role == Role::Replica)
+                .collect();
+            let tier = if !local.is_empty() {
+                local
+            } else if !replicas.is_empty() {
+                replicas
+            } else {
+                candidates.clone()
+            };
+            tier[(random % tier.len() as u64) as usize]
+        }
+    };
+    Some((chosen.clone(), false))
+}
+
+fn weighted<'a>(candidates: &[&'a Arc<Backend>], random: u64) -> &'a Arc<Backend> {
+    let total: u64 = candidates.iter().map(|b| u64::from(b.weight)).sum();
+    let mut point = random % total.max(1);
+    for b in candidates {
+        let w = u64::from(b.weight);
+        if point < w {
+            return b;
+        }
+        point -= w;
+    }
+    candidates[candidates.len() - 1]
+}
+
+fn least_outstanding<'a>(candidates: &[&'a Arc<Backend>], random: u64) -> &'a Arc<Backend> {
+    let min = candidates
+        .iter()
+        .map(|b| b.health.outstanding())
+        .min()
+        .unwrap_or(0);
+    let best: Vec<_> = candidates
+        .iter()
+        .filter(|b| b.health.outstanding() == min)
+        .collect();
+    best[(random % best.len() as u64) as usize]
+}
+
+#[cfg(test)]
+mod tests;

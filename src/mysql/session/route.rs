@@ -1,0 +1,287 @@
+//! Read/write splitting for one session: classify a COM_QUERY, let the
+//! router decide, bring the chosen backend connection to the session's state,
+//! and, after the response, update what the session tracks (transaction,
+//! pins, replayable state).
+
+use std::time::Instant;
+
+use rand::Rng;
+
+use super::backends::SlotError;
+use super::{Session, SessionError};
+use crate::mysql::classify::{self, Classification, Flags, Kind};
+use crate::mysql::protocol::err::{ServerError, CR_CONN_HOST_ERROR};
+use crate::mysql::protocol::response::Outcome;
+use crate::mysql::protocol::{StatusFlags, MAX_PAYLOAD};
+use crate::mysql::router::{self, Intent, Reason, SessionView};
+
+/// What to do once the statement's response has been relayed.
+#[derive(Debug, Default)]
+pub(super) struct After {
+    /// A SET/USE to replay on the session's other backends (when it succeeds).
+    record: Option<Vec<u8>>,
+    /// `USE db`: the session's current database.
+    database: Option<String>,
+    /// Pin the session to the primary, with this reason.
+    pin: Option<&'static str>,
+    /// UNLOCK TABLES releases a LOCK TABLES pin.
+    unlock_tables: bool,
+    /// This statement starts a read-only transaction on its (replica) slot.
+    read_only_transaction: bool,
+}
+
+/// [`SessionView`] with owned names, so it outlives a borrow of the session.
+pub(super) struct OwnedView {
+    in_transaction: bool,
+    transaction_backend: Option<String>,
+    pinned: bool,
+    last_backend: Option<String>,
+}
+
+impl OwnedView {
+    pub(super) fn as_view(&self) -> SessionView<'_> {
+        SessionView {
+            in_transaction: self.in_transaction,
+            transaction_backend: self.transaction_backend.as_deref(),
+            pinned: self.pinned,
+            last_backend: self.last_backend.as_deref(),
+        }
+    }
+}
+
+/// Pin reasons (shown in logs and /status).
+const PIN_TEMP_TABLE: &str = "temporary table";
+const PIN_LOCK: &str = "named lock (GET_LOCK)";
+const PIN_LOCK_TABLES: &str = "LOCK TABLES";
+const PIN_USER_VARS: &str = "user variable assigned by a query";
+const PIN_MULTI: &str = "multi-statement query";
+const PIN_STATEMENT_STATE: &str = "connection-bound statement state";
+const PIN_STATE_FULL: &str = "too many session state changes to replay";
+
+// === impl Session ===
+
+impl Session {
+    /// Routes the buffered COM_QUERY (`len` = its packet length).
+    pub(super) async fn route_query(&mut self, len: usize) -> Result<(usize, After), SessionError> {
+        if len >= MAX_PAYLOAD {
+            // A statement of 16 MiB or more is streamed, never inspected.
+            return Ok((self.primary_slot().await?, After::default()));
+        }
+        let sql = &self.client.rbuf[5..4 + len];
+        let c = classify::classify(sql, &self.classify_options());
+        let after = after_for(&c, sql);
+        let view = self.session_view();
+        let intent = router::decide(&c, &view.as_view(), &self.shared.config.routing);
+        let (slot, reason) = self.resolve(intent).await?;
+        self.shared
+            .metrics
+            .routed(&self.slots[slot].backend.name, reason);
+        Ok((slot, after))
+    }
+
+    /// How the classifier must read this session's statements (sql_mode
+    /// flags as the server reported them in the last status).
+    pub(super) fn classify_options(&self) -> classify::Options<'_> {
+        classify::Options {
+            ansi_quotes: self.status & StatusFlags::SERVER_STATUS_ANSI_QUOTES.bits() != 0,
+            no_backslash_escapes: self.status
+                & StatusFlags::SERVER_STATUS_NO_BACKSLASH_ESCAPES.bits()
+                != 0,
+            read_only_functions: &self.shared.config.routing.read_only_functions,
+        }
+    }
+
+    /// The session as the router sees it.
+    pub(super) fn session_view(&self) -> OwnedView {
+        OwnedView {
+            in_transaction: self.in_transaction(),
+            transaction_backend: self.ro_txn_slot.map(|i| self.slots[i].backend.name.clone()),
+            pinned: self.pinned.is_some(),
+            last_backend: self.last_slot.map(|i| self.slots[i].backend.name.clone()),
+        }
+    }
+
+    /// The primary's slot (always 0), brought to the session's state.
+    pub(super) async fn primary_slot(&mut self) -> Result<usize, SessionError> {
+        let primary = self.slots[0].backend.clone();
+        match self.slot_for(&primary).await {
+            Ok(i) => Ok(i),
+            // The primary is unreachable, or refused the session's own state
+            // (a replayed SET): nothing else can serve it; end with that error.
+            Err(SlotError(e)) => Err(SessionError::Refused(e, 1)),
+        }
+    }
+
+    /// Turns an intent into a slot, trying other backends when one cannot be
+    /// reached (nothing of the statement was sent yet, so that is safe).
+    pub(super) async fn resolve(
+        &mut self,
+        intent: Intent,
+    ) -> Result<(usize, Reason), SessionError> {
+        let (read_reason, ro_txn) = match intent {
+            Intent::Primary(r) => return Ok((self.primary_slot().await?, r)),
+            Intent::Backend(name, r) => {
+                let snap = self.shared.topology.load();
+                let backend = self
+                    .slots
+                    .iter()
+                    .find(|s| s.backend.name == name)
+                    .map(|s| s.backend.clone())
+                    .or_else(|| snap.by_name(&name).cloned());
+                if let Some(b) = backend {
+                    if b.name != self.slots[0].backend.name {
+                        if let Ok(i) = self.slot_for(&b).await {
+                            return Ok((i, r));
+                        }
+                    }
+                }
+                return Ok((self.primary_slot().await?, r));
+            }
+            Intent::Read(r) => (r, false),
+            Intent::ReadOnlyTransaction => (Reason::ReadOnlyTransaction, true),
+        };
+        let snap = self.shared.topology.load();
+        let mut excluded: Vec<String> = Vec::new();
+        loop {
+            let refs: Vec<&str> = excluded.iter().map(String::as_str).collect();
+            let random = rand::thread_rng().gen::<u64>();
+            let picked = router::pick_read(
+                &snap,
+                &self.shared.config.routing,
+                Instant::now(),
+                random,
+                &refs,
+            );
+            let Some((backend, fallback)) = picked else {
+                let e = ServerError::new(
+                    CR_CONN_HOST_ERROR,
+                    "HY000",
+                    "tandem: no replica is available for this read (primary_reads = \"never\")",
+                );
+                return Err(SessionError::StatementFailed(e));
+            };
+            let reason = if fallback {
+                Reason::NoReplicaFallback
+            } else {
+                read_reason
+            };
+            if backend.name == self.slots[0].backend.name {
+                let _ = ro_txn;
+                return Ok((self.primary_slot().await?, reason));
+            }
+            match self.slot_for(&backend).await {
+                Ok(i) => return Ok((i, reason)),
+                Err(SlotError(_)) => excluded.push(backend.name.clone()),
+            }
+        }
+    }
+
+    /// True when the next statement belongs to an open transaction: the
+    /// server said IN_TRANS, or autocommit is off (every statement then
+    /// opens or continues one).
+    pub(super) fn in_transaction(&self) -> bool {
+        self.status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0
+            || self.status & StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits() == 0
+    }
+
+    /// Updates the session after a routed statement ran on `slot`.
+    pub(super) fn after_statement(&mut self, slot: usize, outcome: &Outcome, after: After) {
+        self.last_slot = Some(slot);
+        let in_trans = outcome.status & StatusFlags::SERVER_STATUS_IN_TRANS.bits() != 0;
+        if after.read_only_transaction && slot != 0 && in_trans {
+            self.ro_txn_slot = Some(slot);
+        } else if self.ro_txn_slot == Some(slot) && !in_trans {
+            self.ro_txn_slot = None;
+        }
+        if let Some(reason) = after.pin {
+            self.pin(reason);
+        }
+        if after.unlock_tables && self.pinned == Some(PIN_LOCK_TABLES) {
+            self.pinned = None;
+        }
+        if outcome.error {
+            return;
+        }
+        if let Some(db) = after.database {
+            self.database = Some(db);
+        }
+        if let Some(sql) = after.record {
+            if self.state.record(&sql) {
+                // It ran here, so this connection already has it.
+                self.slots[slot].applied = self.state.version();
+            } else {
+                self.pin(PIN_STATE_FULL);
+            }
+        }
+    }
+
+    fn pin(&mut self, reason: &'static str) {
+        if self.pinned.is_none() {
+            tracing::debug!(id = self.handle.id, reason, "session pinned to the primary");
+            self.pinned = Some(reason);
+        }
+    }
+}
+
+/// Post-response actions implied by a statement's classification.
+fn after_for(c: &Classification, sql: &[u8]) -> After {
+    let mut a = After::default();
+    let f = c.flags;
+    match c.kind {
+        Kind::Use => {
+            a.database = classify::use_database(sql);
+            a.record = Some(sql.to_vec());
+        }
+        Kind::Set | Kind::SetTransaction => {
+            let global = f.contains(Flags::GLOBAL_VARIABLE);
+            // `SET TRANSACTION` without SESSION applies to the next
+            // transaction only, which runs on the primary anyway.
+            let next_transaction_only =
+                matches!(c.kind, Kind::SetTransaction) && !f.contains(Flags::SESSION_VARIABLE);
+            let computed = contains_word(sql, b"select")
+                || f.contains(Flags::STORED_FUNCTION)
+                || f.contains(Flags::SIDE_EFFECT);
+            if computed {
+                a.pin = Some(PIN_USER_VARS);
+            } else if !global && !next_transaction_only {
+                a.record = Some(sql.to_vec());
+            }
+        }
+        Kind::LockTables => a.pin = Some(PIN_LOCK_TABLES),
+        Kind::UnlockTables => a.unlock_tables = true,
+        Kind::SqlPrepare | Kind::SqlExecute => a.pin = Some(PIN_STATEMENT_STATE),
+        Kind::Begin {
+            read_only: true, ..
+        } => a.read_only_transaction = true,
+        _ => {}
+    }
+    if a.pin.is_none() {
+        a.pin = if f.contains(Flags::MULTI_STATEMENT) {
+            Some(PIN_MULTI)
+        } else if f.contains(Flags::TEMP_TABLE) {
+            Some(PIN_TEMP_TABLE)
+        } else if f.contains(Flags::LOCK_FUNCTION) {
+            Some(PIN_LOCK)
+        } else if f.contains(Flags::USER_VAR_ASSIGN) && !matches!(c.kind, Kind::Set) {
+            Some(PIN_USER_VARS)
+        } else if matches!(c.kind, Kind::Other) && c.hint.is_none() {
+            // Not understood: it ran on the primary and may have changed
+            // session state tandem cannot replay.
+            Some(PIN_STATEMENT_STATE)
+        } else {
+            None
+        };
+    }
+    a
+}
+
+/// Case-insensitive whole-word search (a cheap check on rare statements).
+fn contains_word(sql: &[u8], word: &[u8]) -> bool {
+    sql.windows(word.len()).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(word)
+            && (i == 0 || !sql[i - 1].is_ascii_alphanumeric())
+            && sql
+                .get(i + word.len())
+                .is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'_')
+    })
+}
