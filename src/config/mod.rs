@@ -127,6 +127,10 @@ pub struct RoutingConfig {
     pub read_only_functions: Vec<String>,
     /// A backend that could not be reached is skipped this long; default 5 000.
     pub backend_retry_ms: u64,
+    /// Prepared statements a session keeps open on one backend connection;
+    /// beyond, the least recently used is closed (and prepared again when
+    /// needed). Default 256.
+    pub max_prepared_statements_per_backend: usize,
 }
 
 /// Replica choice for reads.

@@ -93,6 +93,8 @@ pub(super) struct RawRouting {
     pub read_only_functions: Vec<String>,
     #[serde(default, deserialize_with = "opt_u64")]
     pub backend_retry_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub max_prepared_statements_per_backend: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -139,6 +139,7 @@ fn defaults() {
             read_only_transactions: crate::config::ReadOnlyTransactions::Replica,
             read_only_functions: vec![],
             backend_retry_ms: 5_000,
+            max_prepared_statements_per_backend: 256,
         }
     );
 }

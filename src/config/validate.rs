@@ -21,6 +21,7 @@ use super::{Balance, PrimaryReads, ReadOnlyTransactions};
 // Defaults; `example.toml` shows the same values (a unit test holds them together).
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
 const BACKEND_RETRY_MS: u64 = 5_000;
+const MAX_PREPARED_PER_BACKEND: u64 = 256;
 const LOG_LEVEL: &str = "info";
 const MAX_CLIENT_CONNECTIONS: u32 = 2048;
 const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -173,6 +174,11 @@ fn routing(raw: RawRouting) -> Result<RoutingConfig, Invalid> {
             "mysql.routing.backend_retry_ms",
             raw.backend_retry_ms.unwrap_or(BACKEND_RETRY_MS),
         )?,
+        max_prepared_statements_per_backend: at_least_one(
+            "mysql.routing.max_prepared_statements_per_backend",
+            raw.max_prepared_statements_per_backend
+                .unwrap_or(MAX_PREPARED_PER_BACKEND),
+        )? as usize,
     })
 }
 

@@ -572,3 +572,39 @@ async fn torture_many_sessions_stay_consistent() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn prepared_statements_beyond_the_cap_are_reprepared() {
+    use crate::common::Raw;
+    let proxy = Proxy::start_with(&split_config(
+        "max_prepared_statements_per_backend = 2",
+        None,
+    ))
+    .await;
+    let mut r = Raw::login(proxy.addr(), Raw::BASIC_CAPS).await;
+    let mut ids = Vec::new();
+    for k in 0..5u64 {
+        r.send(0, format!("\x16SELECT ? + {k}").as_bytes()).await;
+        let (_, ok) = r.read_packet().await.unwrap();
+        assert_eq!(ok[0], 0x00);
+        ids.push([ok[1], ok[2], ok[3], ok[4]]);
+        until_eof(&mut r).await;
+        until_eof(&mut r).await;
+    }
+    // Every statement, several times, in an order that keeps evicting.
+    for round in 0..3u64 {
+        for (k, id) in ids.iter().enumerate() {
+            let mut exec = vec![0x17];
+            exec.extend_from_slice(id);
+            exec.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, 0x08, 0x00]);
+            exec.extend_from_slice(&(round * 100).to_le_bytes());
+            r.send(0, &exec).await;
+            let (_, count) = r.read_packet().await.unwrap();
+            assert_eq!(count, vec![1], "round {round} statement {k}: {count:?}");
+            until_eof(&mut r).await;
+            let rows = until_eof(&mut r).await;
+            let v = u64::from_le_bytes(rows[0][2..10].try_into().unwrap());
+            assert_eq!(v, round * 100 + k as u64);
+        }
+    }
+}

@@ -19,6 +19,7 @@ fn cfg() -> RoutingConfig {
         read_only_transactions: ReadOnlyTransactions::Replica,
         read_only_functions: vec![],
         backend_retry_ms: 5000,
+        max_prepared_statements_per_backend: 256,
     }
 }
 

@@ -42,6 +42,8 @@ pub(super) struct Stmt {
     long_data: bool,
     /// The backend holding the open cursor, for COM_STMT_FETCH.
     cursor_on: Option<String>,
+    /// Use tick, for closing the least recently used on a full backend.
+    last_used: u64,
 }
 
 struct OnBackend {
@@ -56,6 +58,7 @@ pub(super) struct Stmts {
     map: HashMap<u32, Stmt>,
     next: u32,
     last: Option<u32>,
+    tick: u64,
 }
 
 // === impl Stmts ===
@@ -66,6 +69,13 @@ impl Stmts {
             self.last.unwrap_or(id)
         } else {
             id
+        }
+    }
+
+    fn touch(&mut self, id: u32) {
+        self.tick += 1;
+        if let Some(s) = self.map.get_mut(&id) {
+            s.last_used = self.tick;
         }
     }
 
@@ -134,8 +144,11 @@ impl Session {
                 }],
                 long_data: false,
                 cursor_on: None,
+                last_used: 0,
             };
             self.stmts.map.insert(id, stmt);
+            self.stmts.touch(id);
+            self.evict_if_full(slot, id).await;
             self.stmts.last = Some(id);
         }
         Ok(())
@@ -159,6 +172,7 @@ impl Session {
             router::decide(&stmt.class, &view.as_view(), &self.shared.config.routing)
         };
         let cursor = self.client.rbuf.get(9).is_some_and(|&f| f != 0);
+        self.stmts.touch(id);
         loop {
             let (slot, reason) = self.resolve(intent.clone()).await?;
             let Some(backend_id) = self.ensure_prepared(slot, id).await else {
@@ -331,7 +345,53 @@ impl Session {
             id: backend_id,
             types_sent: false,
         });
+        self.evict_if_full(slot, id).await;
         Some(backend_id)
+    }
+
+    /// Keeps at most `max_prepared_statements_per_backend` statements open
+    /// on slot `slot`'s connection, closing the least recently used there
+    /// (never `keep`); a closed one is prepared again when next executed. So
+    /// many sessions with many statements cannot exhaust the server's
+    /// `max_prepared_stmt_count`.
+    async fn evict_if_full(&mut self, slot: usize, keep: u32) {
+        let cap = self
+            .shared
+            .config
+            .routing
+            .max_prepared_statements_per_backend;
+        let name = self.slots[slot].backend.name.clone();
+        loop {
+            let on_backend = self
+                .stmts
+                .map
+                .values()
+                .filter(|s| s.on.iter().any(|o| o.backend == name));
+            if on_backend.count() <= cap {
+                return;
+            }
+            let victim = self
+                .stmts
+                .map
+                .iter()
+                .filter(|(id, s)| **id != keep && s.on.iter().any(|o| o.backend == name))
+                .min_by_key(|(_, s)| s.last_used)
+                .map(|(id, _)| *id);
+            let Some(victim) = victim else { return };
+            let Some(stmt) = self.stmts.map.get_mut(&victim) else {
+                return;
+            };
+            let Some(pos) = stmt.on.iter().position(|o| o.backend == name) else {
+                return;
+            };
+            let on = stmt.on.remove(pos);
+            if stmt.cursor_on.as_deref() == Some(name.as_str()) {
+                stmt.cursor_on = None;
+            }
+            let mut p = vec![COM_STMT_CLOSE];
+            p.extend_from_slice(&on.id.to_le_bytes());
+            let _ = self.slots[slot].conn.io.write_packet(0, &p).await;
+        }
     }
 
     /// Writes `backend_id` over the statement id of the buffered command, in
