@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """tandem vs direct MariaDB under sysbench, in interleaved rounds.
 
-Starts the testbed (scripts/testbed, primary only) and a release tandem in
-front of it, prepares sysbench tables, then for every workload x ps-mode x
+Starts the testbed (scripts/testbed: the primary, plus --replicas N replicas
+that tandem splits reads over) and a release tandem in front of it, prepares sysbench tables, then for every workload x ps-mode x
 thread count runs `direct` and `tandem` back to back, ROUNDS times, and
 prints the median TPS, p95 latency, the ratio tandem/direct, and CPU seconds
 per 1,000 queries of tandem and of mariadbd (from /proc/PID/stat) during the
@@ -56,6 +56,20 @@ def sysbench(test, port, threads, seconds, ps_mode, action="run", extra=()):
     return out.stdout
 
 
+def wait_replicas_caught_up(base_port, replicas):
+    """Waits (bounded) until every replica has the primary's GTID position."""
+    def q(port, sql):
+        return subprocess.run(["mariadb", "-h127.0.0.1", f"-P{port}", "-uapp", "-papppass", "-N", "-B", "-e", sql],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    want = q(base_port, "SELECT @@gtid_binlog_pos")
+    deadline = time.time() + 120
+    for i in range(replicas):
+        while q(base_port + 1 + i, "SELECT @@gtid_slave_pos") != want:
+            if time.time() > deadline:
+                sys.exit("replicas did not catch up after prepare")
+            time.sleep(0.2)
+
+
 def parse(out):
     tps = float(re.search(r"transactions:\s+\d+\s+\(([\d.]+) per sec", out).group(1))
     queries = int(re.search(r"queries:\s+(\d+)", out).group(1))
@@ -72,14 +86,18 @@ def main():
     ap.add_argument("--tests", default="oltp_point_select,oltp_read_only")
     ap.add_argument("--ps-modes", default="disable,auto", help="disable = text protocol, auto = prepared")
     ap.add_argument("--base-port", type=int, default=24306)
-    ap.add_argument("--dir", default="/tmp/tandem-bench")
+    ap.add_argument("--dir", default=None, help="testbed dir (default /tmp/tandem-bench-rN)")
     ap.add_argument("--tandem-port", type=int, default=24400)
     ap.add_argument("--worker-threads", type=int, default=0, help="tandem runtime threads (0 = default)")
+    ap.add_argument("--replicas", type=int, default=0,
+                    help="start this many replicas and let tandem split reads over them "
+                         "(direct runs still go to the primary)")
     args = ap.parse_args()
+    args.dir = args.dir or f"/tmp/tandem-bench-r{args.replicas}"
 
     sh(os.path.join(ROOT, "scripts/testbed"), "install")
     sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
-    sh(os.path.join(ROOT, "scripts/testbed"), "start", args.dir, str(args.base_port), "0")
+    sh(os.path.join(ROOT, "scripts/testbed"), "start", args.dir, str(args.base_port), str(args.replicas))
     with open(os.path.join(args.dir, "node0", "mysqld.pid")) as f:
         mariadb_pid = int(f.read().strip())
 
@@ -98,6 +116,13 @@ name = "db1"
 address = "127.0.0.1:{args.base_port}"
 role = "primary"
 """)
+    for i in range(args.replicas):
+        cfg.write(f"""
+[[mysql.backends]]
+name = "replica{i + 1}"
+address = "127.0.0.1:{args.base_port + 1 + i}"
+role = "replica"
+""")
     cfg.close()
     env = dict(os.environ, RUST_LOG="warn")
     tandem = subprocess.Popen([os.path.join(ROOT, "target/release/tandem"), "run", "--config", cfg.name], env=env)
@@ -111,6 +136,8 @@ role = "primary"
         sh("mariadb", "-h127.0.0.1", f"-P{args.base_port}", "-uapp", "-papppass",
            "-e", "DROP DATABASE IF EXISTS sbtest; CREATE DATABASE sbtest")
         sysbench("oltp_read_only", args.base_port, 4, 60, "disable", action="prepare")
+        if args.replicas:
+            wait_replicas_caught_up(args.base_port, args.replicas)
 
         targets = {"direct": args.base_port, "tandem": args.tandem_port}
         print(f"{'workload':<18} {'ps':<8} {'thr':>3} {'direct tps':>11} {'tandem tps':>11} {'ratio':>6} "

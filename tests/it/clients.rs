@@ -150,3 +150,45 @@ async fn caching_sha2_as_default_plugin_with_python_clients() {
     )
     .await;
 }
+
+/// A PHP app in the seed recipes' style sees exactly the same results
+/// directly and through tandem splitting reads over two replicas.
+#[tokio::test]
+async fn php_app_sees_identical_results_through_the_split() {
+    let tb = testbed();
+    let mut text = crate::common::config_text("");
+    for (i, r) in tb.replicas.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[mysql.backends]]\nname = \"db{}\"\naddress = \"{r}\"\nrole = \"replica\"\n",
+            i + 2
+        ));
+    }
+    let proxy = Proxy::start_with(&text).await;
+    let script = ["tests/clients/php/app_test.php"];
+    let direct = run_client("php app (direct)", "php", &script, tb.primary.clone()).await;
+    let through = run_client_env(
+        "php app (tandem)",
+        "php",
+        &script,
+        proxy.addr().to_string(),
+        &[("TANDEM_APP_REPLICAS", "db2,db3")],
+    )
+    .await;
+    assert!(direct.contains("php app: done"), "{direct}");
+    assert_eq!(
+        direct, through,
+        "the app saw different results through tandem"
+    );
+    let (_, metrics) = crate::admin::get(proxy.admin(), "/metrics").await;
+    let replica_reads = crate::admin::metric(
+        &metrics,
+        "tandem_mysql_routed_total{backend=\"db2\",reason=\"read\"}",
+    ) + crate::admin::metric(
+        &metrics,
+        "tandem_mysql_routed_total{backend=\"db3\",reason=\"read\"}",
+    );
+    assert!(
+        replica_reads > 0.0,
+        "replicas served some of the app's reads"
+    );
+}

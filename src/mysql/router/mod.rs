@@ -215,7 +215,8 @@ fn primary_reason(c: &Classification) -> Reason {
 
 /// Picks a backend for a read. `random` is any random number (the caller's
 /// RNG); `exclude` names backends that just failed. Returns the backend and
-/// whether it is the primary standing in for missing replicas.
+/// whether it is the primary standing in for missing replicas. Allocates
+/// nothing: it runs for every read.
 pub fn pick_read(
     snap: &Snapshot,
     cfg: &RoutingConfig,
@@ -223,73 +224,67 @@ pub fn pick_read(
     random: u64,
     exclude: &[&str],
 ) -> Option<(Arc<Backend>, bool)> {
-    let usable = |b: &&Arc<Backend>| b.health.is_usable(now) && !exclude.contains(&b.name.as_str());
+    let usable = |b: &Arc<Backend>| b.health.is_usable(now) && !exclude.contains(&b.name.as_str());
     let primary_too = cfg.primary_reads == PrimaryReads::Always;
-    let candidates: Vec<&Arc<Backend>> = snap
-        .backends
-        .iter()
-        .filter(|b| b.role == Role::Replica || primary_too)
-        .filter(usable)
-        .collect();
-    if candidates.is_empty() {
-        if cfg.primary_reads == PrimaryReads::Never {
-            return None;
-        }
-        let primary = snap.primary().filter(usable)?;
-        return Some((primary.clone(), true));
-    }
+    let candidate = |b: &&Arc<Backend>| (b.role == Role::Replica || primary_too) && usable(b);
     let chosen = match cfg.balance {
-        Balance::Random => candidates[(random % candidates.len() as u64) as usize],
-        Balance::Weighted => weighted(&candidates, random),
-        Balance::LeastOutstanding => least_outstanding(&candidates, random),
+        Balance::Random => nth_where(snap, random, &candidate, |_| 1),
+        Balance::Weighted => nth_where(snap, random, &candidate, |b| u64::from(b.weight)),
+        Balance::LeastOutstanding => {
+            let min = snap
+                .backends
+                .iter()
+                .filter(candidate)
+                .map(|b| b.health.outstanding())
+                .min();
+            min.and_then(|m| {
+                nth_where(
+                    snap,
+                    random,
+                    &|b: &&Arc<Backend>| candidate(b) && b.health.outstanding() == m,
+                    |_| 1,
+                )
+            })
+        }
         Balance::PreferLocal => {
-            let local: Vec<_> = candidates
-                .iter()
-                .copied()
-                .filter(|b| b.local && b.role == Role::Replica)
-                .collect();
-            let replicas: Vec<_> = candidates
-                .iter()
-                .copied()
-                .filter(|b| b.role == Role::Replica)
-                .collect();
-            let tier = if !local.is_empty() {
-                local
-            } else if !replicas.is_empty() {
-                replicas
-            } else {
-                candidates.clone()
-            };
-            tier[(random % tier.len() as u64) as usize]
+            let local = |b: &&Arc<Backend>| candidate(b) && b.local && b.role == Role::Replica;
+            let replica = |b: &&Arc<Backend>| candidate(b) && b.role == Role::Replica;
+            nth_where(snap, random, &local, |_| 1)
+                .or_else(|| nth_where(snap, random, &replica, |_| 1))
+                .or_else(|| nth_where(snap, random, &candidate, |_| 1))
         }
     };
-    Some((chosen.clone(), false))
+    if let Some(b) = chosen {
+        return Some((b.clone(), false));
+    }
+    if cfg.primary_reads == PrimaryReads::Never {
+        return None;
+    }
+    let primary = snap.primary().filter(|b| usable(b))?;
+    Some((primary.clone(), true))
 }
 
-fn weighted<'a>(candidates: &[&'a Arc<Backend>], random: u64) -> &'a Arc<Backend> {
-    let total: u64 = candidates.iter().map(|b| u64::from(b.weight)).sum();
-    let mut point = random % total.max(1);
-    for b in candidates {
-        let w = u64::from(b.weight);
+/// The backend at point `random % total weight` among those matching
+/// `keep`, each counting `weight(b)`.
+fn nth_where<'a>(
+    snap: &'a Snapshot,
+    random: u64,
+    keep: &dyn Fn(&&Arc<Backend>) -> bool,
+    weight: impl Fn(&Arc<Backend>) -> u64,
+) -> Option<&'a Arc<Backend>> {
+    let total: u64 = snap.backends.iter().filter(keep).map(&weight).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut point = random % total;
+    for b in snap.backends.iter().filter(keep) {
+        let w = weight(b);
         if point < w {
-            return b;
+            return Some(b);
         }
         point -= w;
     }
-    candidates[candidates.len() - 1]
-}
-
-fn least_outstanding<'a>(candidates: &[&'a Arc<Backend>], random: u64) -> &'a Arc<Backend> {
-    let min = candidates
-        .iter()
-        .map(|b| b.health.outstanding())
-        .min()
-        .unwrap_or(0);
-    let best: Vec<_> = candidates
-        .iter()
-        .filter(|b| b.health.outstanding() == min)
-        .collect();
-    best[(random % best.len() as u64) as usize]
+    None
 }
 
 #[cfg(test)]

@@ -30,25 +30,6 @@ pub(super) struct After {
     read_only_transaction: bool,
 }
 
-/// [`SessionView`] with owned names, so it outlives a borrow of the session.
-pub(super) struct OwnedView {
-    in_transaction: bool,
-    transaction_backend: Option<String>,
-    pinned: bool,
-    last_backend: Option<String>,
-}
-
-impl OwnedView {
-    pub(super) fn as_view(&self) -> SessionView<'_> {
-        SessionView {
-            in_transaction: self.in_transaction,
-            transaction_backend: self.transaction_backend.as_deref(),
-            pinned: self.pinned,
-            last_backend: self.last_backend.as_deref(),
-        }
-    }
-}
-
 /// Pin reasons (shown in logs and /status).
 const PIN_TEMP_TABLE: &str = "temporary table";
 const PIN_LOCK: &str = "named lock (GET_LOCK)";
@@ -70,8 +51,7 @@ impl Session {
         let sql = &self.client.rbuf[5..4 + len];
         let c = classify::classify(sql, &self.classify_options());
         let after = after_for(&c, sql);
-        let view = self.session_view();
-        let intent = router::decide(&c, &view.as_view(), &self.shared.config.routing);
+        let intent = router::decide(&c, &self.session_view(), &self.shared.config.routing);
         let (slot, reason) = self.resolve(intent).await?;
         self.shared
             .metrics
@@ -91,13 +71,16 @@ impl Session {
         }
     }
 
-    /// The session as the router sees it.
-    pub(super) fn session_view(&self) -> OwnedView {
-        OwnedView {
+    /// The session as the router sees it (borrowed: nothing is allocated
+    /// per statement).
+    pub(super) fn session_view(&self) -> SessionView<'_> {
+        SessionView {
             in_transaction: self.in_transaction(),
-            transaction_backend: self.ro_txn_slot.map(|i| self.slots[i].backend.name.clone()),
+            transaction_backend: self
+                .ro_txn_slot
+                .map(|i| self.slots[i].backend.name.as_str()),
             pinned: self.pinned.is_some(),
-            last_backend: self.last_slot.map(|i| self.slots[i].backend.name.clone()),
+            last_backend: self.last_slot.map(|i| self.slots[i].backend.name.as_str()),
         }
     }
 

@@ -168,8 +168,11 @@ impl Session {
         let mut intent = if stmt.long_data || len >= MAX_PAYLOAD {
             Intent::Primary(Reason::SessionState)
         } else {
-            let view = self.session_view();
-            router::decide(&stmt.class, &view.as_view(), &self.shared.config.routing)
+            router::decide(
+                &stmt.class,
+                &self.session_view(),
+                &self.shared.config.routing,
+            )
         };
         let cursor = self.client.rbuf.get(9).is_some_and(|&f| f != 0);
         self.stmts.touch(id);
