@@ -172,44 +172,25 @@ pub fn decide(c: &Classification, s: &SessionView<'_>, cfg: &RoutingConfig) -> I
     Intent::Primary(primary_reason(c))
 }
 
-/// The most telling reason a statement must run on the primary.
+/// The most telling reason a statement must run on the primary: the
+/// classifier's own label (one source of truth), as a [`Reason`].
 fn primary_reason(c: &Classification) -> Reason {
-    let f = c.flags;
-    match c.kind {
-        Kind::Ddl => return Reason::Ddl,
-        Kind::Begin { .. }
-        | Kind::Commit { .. }
-        | Kind::Rollback { .. }
-        | Kind::RollbackToSavepoint
-        | Kind::Savepoint
-        | Kind::ReleaseSavepoint
-        | Kind::Xa
-        | Kind::SetTransaction => return Reason::InTransaction,
-        Kind::Set | Kind::Use => return Reason::SessionState,
-        Kind::Other => return Reason::Unknown,
-        _ => {}
+    if c.flags.contains(Flags::TEMP_TABLE) {
+        return Reason::TempTable;
     }
-    if f.contains(Flags::MULTI_STATEMENT) {
-        Reason::MultiStatement
-    } else if f.contains(Flags::TEMP_TABLE) {
-        Reason::TempTable
-    } else if f.contains(Flags::LOCKING_READ) {
-        Reason::LockingRead
-    } else if f.contains(Flags::LAST_INSERT_ID)
-        || f.contains(Flags::FOUND_ROWS)
-        || f.contains(Flags::CALC_FOUND_ROWS)
-    {
-        Reason::SessionFunction
-    } else if f.contains(Flags::SIDE_EFFECT) || f.contains(Flags::LOCK_FUNCTION) {
-        Reason::SideEffect
-    } else if f.contains(Flags::STORED_FUNCTION) {
-        Reason::StoredFunction
-    } else if f.contains(Flags::SERVER_STATE) || f.contains(Flags::REPLICATION_WAIT) {
-        Reason::ServerState
-    } else if f.contains(Flags::MODE_DEPENDENT) || f.contains(Flags::UNTERMINATED) {
-        Reason::Unknown
-    } else {
-        Reason::Write
+    match c.reason() {
+        "ddl" => Reason::Ddl,
+        "transaction" => Reason::InTransaction,
+        "session_state" => Reason::SessionState,
+        "diagnostics" => Reason::Diagnostics,
+        "multi_statement" => Reason::MultiStatement,
+        "locking_read" => Reason::LockingRead,
+        "side_effect" => Reason::SideEffect,
+        "session_function" => Reason::SessionFunction,
+        "stored_function" => Reason::StoredFunction,
+        "server_state" | "replication_wait" => Reason::ServerState,
+        "unknown" | "mode_dependent" => Reason::Unknown,
+        _ => Reason::Write,
     }
 }
 
