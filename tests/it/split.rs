@@ -608,3 +608,58 @@ async fn prepared_statements_beyond_the_cap_are_reprepared() {
         }
     }
 }
+
+#[tokio::test]
+async fn lock_tables_and_xa_keep_to_the_primary() {
+    let proxy = Proxy::start_with(&split_config("", None)).await;
+    let p = ports();
+    let mut conn = connect(&proxy).await;
+    let table = format!("appdb.{}", unique("lock"));
+    conn.query_drop(format!("CREATE TABLE {table} (a INT)"))
+        .await
+        .unwrap();
+    conn.query_drop(format!("LOCK TABLES {table} WRITE"))
+        .await
+        .unwrap();
+    conn.query_drop(format!("INSERT INTO {table} VALUES (1)"))
+        .await
+        .unwrap();
+    let n: Option<i64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM {table}"))
+        .await
+        .unwrap();
+    assert_eq!(n, Some(1), "the locked table is read where it is locked");
+    assert_eq!(
+        port(&mut conn, "SELECT @@port").await,
+        p.primary,
+        "pinned by LOCK TABLES"
+    );
+    conn.query_drop("UNLOCK TABLES").await.unwrap();
+    assert!(
+        p.replicas.contains(&port(&mut conn, "SELECT @@port").await),
+        "released by UNLOCK TABLES"
+    );
+    conn.query_drop("XA START 'tandem-xa'").await.unwrap();
+    conn.query_drop(format!("INSERT INTO {table} VALUES (2)"))
+        .await
+        .unwrap();
+    assert_eq!(
+        port(&mut conn, "SELECT @@port").await,
+        p.primary,
+        "inside an XA transaction"
+    );
+    conn.query_drop("XA END 'tandem-xa'").await.unwrap();
+    conn.query_drop("XA PREPARE 'tandem-xa'").await.unwrap();
+    conn.query_drop("XA COMMIT 'tandem-xa'").await.unwrap();
+    let mut direct = Conn::from_url(crate::common::direct_url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
+    let n: Option<i64> = direct
+        .query_first(format!("SELECT COUNT(*) FROM {table}"))
+        .await
+        .unwrap();
+    assert_eq!(n, Some(2), "the XA transaction committed on the primary");
+    conn.query_drop(format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+}
