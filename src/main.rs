@@ -132,6 +132,10 @@ fn init_tracing(config: &Config) -> Result<(), String> {
             .with_writer(std::io::stderr)
             // Colour only for a person at a terminal, not for journald or a file.
             .with_ansi(std::io::stderr().is_terminal())
+            // A closed stderr (the log reader went away) must not stop the
+            // proxy: tracing-subscriber's default reports a failed write with
+            // eprintln!, which panics when stderr itself is gone.
+            .log_internal_errors(false)
             .try_init()
             .map_err(|e| format!("cannot set up logging: {e}")),
     }

@@ -199,9 +199,8 @@ async fn per_user_limit_answers_1203() {
         "user = \"app\"\npassword = \"apppass\"\nmax_connections = 1",
     );
     let proxy = Proxy::start_with(&text).await;
-    let mut first = Conn::from_url(proxy.url("app", "apppass", "appdb"))
-        .await
-        .unwrap();
+    // The raw client holds app's only slot.
+    let mut first = Raw::login(proxy.addr(), Raw::BASIC_CAPS).await;
     let e = Conn::from_url(proxy.url("app", "apppass", "appdb"))
         .await
         .unwrap_err();
@@ -214,19 +213,13 @@ async fn per_user_limit_answers_1203() {
         .await
         .unwrap();
     healthy(&mut other).await;
-    healthy(&mut first).await;
-    // A slot frees when the session ends.
-    first.disconnect().await.unwrap();
-    let mut again = None;
-    for _ in 0..50 {
-        if let Ok(c) = Conn::from_url(proxy.url("app", "apppass", "appdb")).await {
-            again = Some(c);
-            break;
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    healthy(again.as_mut().expect("slot freed after disconnect")).await;
+    // The slot is free by the time the server closes the quitting session.
+    first.send(0, &[0x01]).await; // COM_QUIT
+    assert!(first.closed().await);
+    let mut again = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .expect("slot freed when the session closed");
+    healthy(&mut again).await;
 }
 
 #[tokio::test]
@@ -241,4 +234,26 @@ async fn handshake_response_with_a_wrong_sequence_id_is_refused() {
     assert_eq!(r.expect_err().await.code, 1156);
     assert!(r.closed().await);
     healthy(&mut good).await;
+}
+
+#[tokio::test]
+async fn change_user_moves_the_per_user_slot() {
+    let text = config_text("").replace(
+        "user = \"app\"\npassword = \"apppass\"",
+        "user = \"app\"\npassword = \"apppass\"\nmax_connections = 1",
+    );
+    let proxy = Proxy::start_with(&text).await;
+    let mut conn = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
+    let opts = mysql_async::ChangeUserOpts::default()
+        .with_user(Some("app2".into()))
+        .with_pass(Some("app2pass".into()));
+    conn.change_user(opts).await.unwrap();
+    // app's only slot was given back by the change.
+    let mut app = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .expect("app's slot is free after COM_CHANGE_USER");
+    healthy(&mut app).await;
+    healthy(&mut conn).await;
 }

@@ -2,7 +2,7 @@
 //! overrides, and a clean exit on SIGTERM.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mysql_async::prelude::*;
 
@@ -50,15 +50,28 @@ async fn run_with_env_override_then_sigterm_exits_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let url = format!("mysql://app:apppass@127.0.0.1:{port}/appdb?prefer_socket=false");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut conn = loop {
-        match mysql_async::Conn::from_url(&url).await {
-            Ok(c) => break c,
-            Err(e) if Instant::now() > deadline => panic!("tandem never listened on {port}: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+    // Wait for the daemon's own word that it listens (its log on stderr);
+    // the reader keeps draining stderr so the daemon never writes to a
+    // closed pipe.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("mysql listener ready") {
+                let _ = tx.send(());
+            }
         }
-    };
+    });
+    let ready = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert!(ready.is_ok(), "tandem never said it listens on {port}");
+    let url = format!("mysql://app:apppass@127.0.0.1:{port}/appdb?prefer_socket=false");
+    let mut conn = mysql_async::Conn::from_url(&url).await.unwrap();
     let one: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1));
     drop(conn);

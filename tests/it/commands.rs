@@ -6,19 +6,6 @@ use crate::common::{testbed, Proxy, Raw};
 const CURSOR_EXISTS: u16 = 0x0040;
 const LAST_ROW_SENT: u16 = 0x0080;
 
-/// Reads packets until a classic EOF (0xFE, < 9 bytes) or an ERR.
-async fn until_eof(r: &mut Raw) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let (_, p) = r.read_packet().await.expect("packet");
-        let end = p.first() == Some(&0xFF) || (p.first() == Some(&0xFE) && p.len() < 9);
-        out.push(p);
-        if end {
-            return out;
-        }
-    }
-}
-
 fn eof_status(p: &[u8]) -> u16 {
     u16::from_le_bytes([p[3], p[4]])
 }
@@ -37,7 +24,7 @@ async fn script(addr: String) -> Vec<Vec<Vec<u8>>> {
     all.push(vec![err.encode()]);
     // COM_FIELD_LIST.
     r.send(0, b"\x04users\0").await;
-    let fields = until_eof(&mut r).await;
+    let fields = r.until_eof().await;
     assert!(fields.len() > 2, "column definitions then EOF");
     all.push(fields);
     // COM_STATISTICS: one string packet (its numbers differ between runs).
@@ -58,7 +45,7 @@ async fn script(addr: String) -> Vec<Vec<Vec<u8>>> {
     let (_, prep) = r.read_packet().await.unwrap();
     assert_eq!(prep[0], 0x00, "COM_STMT_PREPARE_OK");
     let id = [prep[1], prep[2], prep[3], prep[4]];
-    let mut defs = until_eof(&mut r).await;
+    let mut defs = r.until_eof().await;
     all.push(vec![prep[5..].to_vec()]);
     all.append(&mut defs.drain(..).map(|d| vec![d]).collect());
     let mut exec = vec![0x17];
@@ -68,7 +55,7 @@ async fn script(addr: String) -> Vec<Vec<Vec<u8>>> {
     r.send(0, &exec).await;
     let (_, count) = r.read_packet().await.unwrap();
     assert_eq!(count, vec![1]);
-    let meta = until_eof(&mut r).await;
+    let meta = r.until_eof().await;
     let eof = meta.last().unwrap();
     assert!(eof_status(eof) & CURSOR_EXISTS != 0, "cursor opened");
     all.push(meta);
@@ -76,10 +63,10 @@ async fn script(addr: String) -> Vec<Vec<Vec<u8>>> {
     fetch.extend_from_slice(&id);
     fetch.extend_from_slice(&2u32.to_le_bytes());
     r.send(0, &fetch).await;
-    let first = until_eof(&mut r).await;
+    let first = r.until_eof().await;
     assert_eq!(first.len(), 3, "two rows and an EOF");
     r.send(0, &fetch).await;
-    let second = until_eof(&mut r).await;
+    let second = r.until_eof().await;
     assert_eq!(second.len(), 2, "the last row and an EOF");
     assert!(eof_status(second.last().unwrap()) & LAST_ROW_SENT != 0);
     all.push(first);
@@ -93,8 +80,8 @@ async fn script(addr: String) -> Vec<Vec<Vec<u8>>> {
     r.send(0, b"\x16SELECT CONCAT(?, '!')").await;
     let (_, prep) = r.read_packet().await.unwrap();
     let id2 = [prep[1], prep[2], prep[3], prep[4]];
-    let _ = until_eof(&mut r).await; // parameter definitions
-    let _ = until_eof(&mut r).await; // column definitions
+    let _ = r.until_eof().await; // parameter definitions
+    let _ = r.until_eof().await; // column definitions
     for chunk in [&b"hello "[..], b"world"] {
         let mut long = vec![0x18];
         long.extend_from_slice(&id2);
@@ -110,8 +97,8 @@ async fn script(addr: String) -> Vec<Vec<Vec<u8>>> {
     r.send(0, &exec).await;
     let (_, count) = r.read_packet().await.unwrap();
     assert_eq!(count, vec![1]);
-    let _ = until_eof(&mut r).await; // column definition + EOF
-    let rows = until_eof(&mut r).await;
+    let _ = r.until_eof().await; // column definition + EOF
+    let rows = r.until_eof().await;
     assert_eq!(rows.len(), 2);
     assert!(rows[0].ends_with(b"hello world!"), "{:?}", rows[0]);
     all.push(rows);

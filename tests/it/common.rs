@@ -236,6 +236,64 @@ impl Raw {
         ServerError::parse(&p).unwrap_or_else(|| panic!("expected ERR, got {p:?}"))
     }
 
+    /// Reads packets up to a classic EOF (0xFE, < 9 bytes) or an ERR.
+    pub async fn until_eof(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let (_, p) = self.read_packet().await.expect("packet");
+            let end = matches!(p.as_slice(), [0xFF, ..])
+                || (matches!(p.as_slice(), [0xFE, ..]) && p.len() < 9);
+            out.push(p);
+            if end {
+                return out;
+            }
+        }
+    }
+
+    /// COM_STMT_PREPARE with classic EOFs; returns the statement id after
+    /// reading the parameter and column definitions.
+    pub async fn prepare(&mut self, sql: &str) -> [u8; 4] {
+        let mut p = vec![0x16];
+        p.extend_from_slice(sql.as_bytes());
+        self.send(0, &p).await;
+        let (_, ok) = self.read_packet().await.unwrap();
+        assert_eq!(ok[0], 0x00, "PREPARE_OK for {sql}: {ok:?}");
+        let params = u16::from_le_bytes([ok[7], ok[8]]);
+        let cols = u16::from_le_bytes([ok[5], ok[6]]);
+        if params > 0 {
+            self.until_eof().await;
+        }
+        if cols > 0 {
+            self.until_eof().await;
+        }
+        [ok[1], ok[2], ok[3], ok[4]]
+    }
+
+    /// COM_STMT_EXECUTE with no parameter, or one BIGINT parameter whose type
+    /// is sent only when `send_types`; returns the single BIGINT of the
+    /// single row.
+    pub async fn execute_u64(&mut self, id: [u8; 4], param: Option<(u64, bool)>) -> u64 {
+        let mut exec = vec![0x17];
+        exec.extend_from_slice(&id);
+        exec.extend_from_slice(&[0, 1, 0, 0, 0]);
+        if let Some((value, send_types)) = param {
+            exec.push(0); // null bitmap
+            if send_types {
+                exec.extend_from_slice(&[1, 0x08, 0x00]);
+            } else {
+                exec.push(0);
+            }
+            exec.extend_from_slice(&value.to_le_bytes());
+        }
+        self.send(0, &exec).await;
+        let (_, count) = self.read_packet().await.unwrap();
+        assert_eq!(count, vec![1], "one column: {count:?}");
+        self.until_eof().await;
+        let rows = self.until_eof().await;
+        assert_eq!(rows.len(), 2, "one row and an EOF: {rows:?}");
+        u64::from_le_bytes(rows[0][2..10].try_into().unwrap())
+    }
+
     /// True when the server closed the connection.
     pub async fn closed(&mut self) -> bool {
         let mut b = [0u8; 1];

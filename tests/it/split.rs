@@ -290,54 +290,18 @@ async fn split_can_be_turned_off() {
     }
 }
 
-/// Reads packets up to a classic EOF or ERR.
-async fn until_eof(r: &mut crate::common::Raw) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let (_, p) = r.read_packet().await.expect("packet");
-        let end = matches!(p.as_slice(), [0xFF, ..])
-            || (matches!(p.as_slice(), [0xFE, ..]) && p.len() < 9);
-        out.push(p);
-        if end {
-            return out;
-        }
-    }
-}
-
 #[tokio::test]
 async fn prepared_reads_run_on_replicas_with_their_parameter_types() {
     use crate::common::Raw;
     let proxy = Proxy::start_with(&split_config("", None)).await;
     let p = ports();
     let mut r = Raw::login(proxy.addr(), Raw::BASIC_CAPS).await;
-    r.send(0, b"\x16SELECT @@port + ?").await;
-    let (_, ok) = r.read_packet().await.unwrap();
-    assert_eq!(ok[0], 0x00);
-    let id = [ok[1], ok[2], ok[3], ok[4]];
-    until_eof(&mut r).await; // parameter definition
-    until_eof(&mut r).await; // column definition
+    let id = r.prepare("SELECT @@port + ?").await;
     let mut seen = std::collections::HashSet::new();
     for i in 0..12u64 {
-        let mut exec = vec![0x17];
-        exec.extend_from_slice(&id);
-        exec.push(0);
-        exec.extend_from_slice(&1u32.to_le_bytes());
-        exec.push(0); // null bitmap
-                      // Types only on the first execute, as mysqlnd does: a replica that
-                      // prepares the statement later still needs them (tandem resends).
-        if i == 0 {
-            exec.extend_from_slice(&[1, 0x08, 0x00]);
-        } else {
-            exec.push(0);
-        }
-        exec.extend_from_slice(&i.to_le_bytes());
-        r.send(0, &exec).await;
-        let (_, count) = r.read_packet().await.unwrap();
-        assert_eq!(count, vec![1], "execute {i}: {count:?}");
-        until_eof(&mut r).await;
-        let rows = until_eof(&mut r).await;
-        assert_eq!(rows.len(), 2, "one row and an EOF");
-        let v = u64::from_le_bytes(rows[0][2..10].try_into().unwrap());
+        // Types only on the first execute, as mysqlnd does: a replica that
+        // prepares the statement later still needs them (tandem resends).
+        let v = r.execute_u64(id, Some((i, i == 0))).await;
         let port = (v - i) as u16;
         assert!(p.replicas.contains(&port), "execute {i} ran on {port}");
         seen.insert(port);
@@ -356,20 +320,9 @@ async fn prepared_reads_run_on_replicas_with_their_parameter_types() {
     exec.extend_from_slice(&[0, 1, 0, 0, 0]);
     r.send(0, &exec).await;
     assert_eq!(r.expect_err().await.code, 1243);
-    // A prepared write goes to the primary.
-    r.send(0, b"\x16SELECT @@port FOR UPDATE").await;
-    let (_, ok) = r.read_packet().await.unwrap();
-    let id = [ok[1], ok[2], ok[3], ok[4]];
-    until_eof(&mut r).await;
-    let mut exec = vec![0x17];
-    exec.extend_from_slice(&id);
-    exec.extend_from_slice(&[0, 1, 0, 0, 0]);
-    r.send(0, &exec).await;
-    r.read_packet().await.unwrap();
-    until_eof(&mut r).await;
-    let rows = until_eof(&mut r).await;
-    let v = u64::from_le_bytes(rows[0][2..10].try_into().unwrap());
-    assert_eq!(v as u16, p.primary);
+    // A prepared locking read goes to the primary.
+    let id = r.prepare("SELECT @@port FOR UPDATE").await;
+    assert_eq!(r.execute_u64(id, None).await as u16, p.primary);
 }
 
 /// Statements routed per backend for `reason`, from /metrics.
@@ -584,27 +537,13 @@ async fn prepared_statements_beyond_the_cap_are_reprepared() {
     let mut r = Raw::login(proxy.addr(), Raw::BASIC_CAPS).await;
     let mut ids = Vec::new();
     for k in 0..5u64 {
-        r.send(0, format!("\x16SELECT ? + {k}").as_bytes()).await;
-        let (_, ok) = r.read_packet().await.unwrap();
-        assert_eq!(ok[0], 0x00);
-        ids.push([ok[1], ok[2], ok[3], ok[4]]);
-        until_eof(&mut r).await;
-        until_eof(&mut r).await;
+        ids.push(r.prepare(&format!("SELECT ? + {k}")).await);
     }
     // Every statement, several times, in an order that keeps evicting.
     for round in 0..3u64 {
         for (k, id) in ids.iter().enumerate() {
-            let mut exec = vec![0x17];
-            exec.extend_from_slice(id);
-            exec.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1, 0x08, 0x00]);
-            exec.extend_from_slice(&(round * 100).to_le_bytes());
-            r.send(0, &exec).await;
-            let (_, count) = r.read_packet().await.unwrap();
-            assert_eq!(count, vec![1], "round {round} statement {k}: {count:?}");
-            until_eof(&mut r).await;
-            let rows = until_eof(&mut r).await;
-            let v = u64::from_le_bytes(rows[0][2..10].try_into().unwrap());
-            assert_eq!(v, round * 100 + k as u64);
+            let v = r.execute_u64(*id, Some((round * 100, true))).await;
+            assert_eq!(v, round * 100 + k as u64, "round {round} statement {k}");
         }
     }
 }

@@ -175,12 +175,16 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: &Arc<MysqlShared>) {
         kill: shared.shutdown.child_token(),
     });
     shared.sessions.insert(id, handle.clone());
-    if let Some(mut session) = Session::start(shared, handle, io, login, client_ip).await {
-        let end = session.command_loop().await;
-        session.finish(end).await;
+    match Session::start(shared, handle, io, login, client_ip).await {
+        Some(mut session) => {
+            let end = session.command_loop().await;
+            session.finish(end).await;
+        }
+        None => {
+            shared.sessions.remove(&id);
+            shared.release_user_slot(&user_name);
+        }
     }
-    shared.sessions.remove(&id);
-    shared.release_user_slot(&user_name);
 }
 
 /// Sends the ERR a session error carries, if any, as the last packet.
@@ -458,6 +462,11 @@ impl Session {
 
     /// Closes the session, telling the client why when the protocol allows.
     async fn finish(mut self, end: Result<(), SessionError>) {
+        // Free the session's id and user slot before the client's socket
+        // closes, so a client that sees the close can reconnect at once. The
+        // slot is the current user's: COM_CHANGE_USER moved it.
+        self.shared.sessions.remove(&self.handle.id);
+        self.shared.release_user_slot(&self.user.name);
         let unsolicited = match &end {
             Ok(()) | Err(SessionError::ClientClosed) | Err(SessionError::ClientIo(_)) => None,
             Err(SessionError::Refused(e, seq)) => Some((e.clone(), *seq)),
