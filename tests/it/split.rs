@@ -424,6 +424,18 @@ async fn torture_many_sessions_stay_consistent() {
         .await
         .unwrap();
     let total = ACCOUNTS * 1000;
+    // Reads outside transactions go to replicas: start once they have the table.
+    for r in &testbed().replicas {
+        let url = format!("mysql://app:apppass@{r}/appdb?prefer_socket=false");
+        let mut replica = Conn::from_url(url).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let sql = format!("SELECT COUNT(*) FROM {bank}");
+        // Not there yet (1146) or not all rows yet: poll, bounded.
+        while replica.query_first::<i64, _>(&sql).await.ok().flatten() != Some(ACCOUNTS) {
+            assert!(std::time::Instant::now() < deadline, "{r} never got {bank}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
     let mut tasks = Vec::new();
     for s in 0..SESSIONS {
         let url = proxy.url("app", "apppass", "appdb");

@@ -33,7 +33,15 @@ function wait_for($db, $sql, $want) {
     foreach ($prefixes as $prefix) {
         $deadline = microtime(true) + 10;
         do {
-            $got = $db->query($prefix . $sql)->fetch_row()[0];
+            try {
+                $got = $db->query($prefix . $sql)->fetch_row()[0];
+            } catch (mysqli_sql_exception $e) {
+                // 1146: the table itself has not replicated yet.
+                if ($e->getCode() != 1146) {
+                    throw $e;
+                }
+                $got = null;
+            }
             if ((string) $got === (string) $want) {
                 break;
             }
