@@ -6,6 +6,8 @@
 //! and uses it for that decision only. The monitor (a later change) publishes
 //! new snapshots; readers never wait for it.
 
+pub mod gtid;
+
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
