@@ -70,11 +70,17 @@ impl App {
             let pool = Arc::new(Workers::start(n).map_err(AppError::Workers)?);
             workers = Some(pool.clone());
             let topology = Arc::new(Topology::from_config(&m.backends));
-            let shared = MysqlShared::new(Arc::new(m.clone()), topology, shutdown.clone())?;
+            let shared =
+                MysqlShared::new(Arc::new(m.clone()), topology, shutdown.clone(), pool.len())?;
+            for (handle, p) in pool.handles().iter().zip(&shared.pools) {
+                let sweep = crate::mysql::pool::sweeper(p.clone(), shutdown.clone());
+                handle.spawn(tracker.track_future(sweep));
+            }
             let sock = listener::bind(m.listen).await?;
             mysql_addr = sock.local_addr().ok();
             tracing::info!(addr = ?mysql_addr, "mysql listener ready");
             tracker.spawn(listener::serve(sock, shared.clone(), tracker.clone(), pool));
+            tracker.spawn(export_pool_gauges(shared.clone(), shutdown.clone()));
             mysql = Some(shared);
         }
 
@@ -170,6 +176,17 @@ fn admin_context(
                 })),
             }),
         }),
+    }
+}
+
+/// Refreshes the pool gauges every second until shutdown.
+async fn export_pool_gauges(shared: Arc<MysqlShared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => shared.export_pool_gauges(),
+        }
     }
 }
 
