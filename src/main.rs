@@ -87,6 +87,13 @@ fn run(path: &Path) -> ExitCode {
         eprintln!("tandem: {e}");
         return ExitCode::from(EXIT_BAD_CONFIG);
     }
+    // Each client session costs a socket, and each backend connection
+    // another: raise the soft file limit to the hard one, like nginx's
+    // worker_rlimit_nofile.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
     // The control plane (accept loops, admin, signals) runs on this one
     // thread; client sessions run on `runtime.worker_threads` session
     // workers that `app::run` starts (see `tandem::workers`).

@@ -356,10 +356,24 @@ impl MysqlShared {
 /// Binds the listener (port 0 allowed) so the caller knows the address before
 /// the accept loop runs.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenerError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ListenerError::Bind { addr, source })
+    let bind = || -> std::io::Result<TcpListener> {
+        let sock = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        sock.set_reuseaddr(true)?;
+        sock.bind(addr)?;
+        // A PHP tier opens a connection per request: a burst of connects
+        // must queue in the kernel, not be dropped (the kernel caps this at
+        // net.core.somaxconn).
+        sock.listen(LISTEN_BACKLOG)
+    };
+    bind().map_err(|source| ListenerError::Bind { addr, source })
 }
+
+/// Pending connections the kernel queues before tandem accepts them.
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// Accepts clients until shutdown; each session runs as a task on one of the
 /// session workers for its whole life.

@@ -10,5 +10,6 @@ mod cli;
 mod clients;
 mod commands;
 mod common;
+mod pool;
 mod protocol;
 mod split;
