@@ -1,0 +1,369 @@
+//! The whole cluster's judgement: which backend is the primary, which state
+//! each backend is in, and which replicas take new reads.
+//!
+//! Pure: checks come in through [`Cluster::observe`] (time as an argument),
+//! [`Cluster::evaluate`] returns one [`Decision`] per backend. The monitor
+//! turns decisions into a topology snapshot.
+//!
+//! Order of precedence for a backend's state: an operator's `maintenance`
+//! or `drain` (admin API), then `down` (health hysteresis), then for a
+//! replica `lagging` (replication broken, or too far behind), else `up`.
+//!
+//! Primary discovery (`role = "auto"`): the candidates are the auto
+//! backends that are up, writable (`read_only = OFF`) and replicate from
+//! nobody. The known primary stays while it is a candidate; otherwise a
+//! single candidate becomes the primary; several candidates are resolved
+//! by how many backends replicate from each, and if that ties, the known
+//! primary stays (writes never move to a guess). More than one writable
+//! backend of any role is an alarm (`writable` in the [`Evaluation`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::health::{is_replicating, Lag, LagReference, Sample, Tracker};
+use super::BackendState;
+use crate::config::{BackendConfig, ConfiguredRole, MonitorConfig, Role};
+
+/// The limits the judgement applies (from `[mysql.monitor]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub rise: u32,
+    pub fall: u32,
+    /// 0 = no limit.
+    pub max_lag_ms: u64,
+    pub min_serving: u32,
+    pub lag_weighting: bool,
+}
+
+/// What an operator asked for a backend through the admin API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminMode {
+    /// Let the monitor decide.
+    #[default]
+    Ready,
+    /// No new routing decisions; statements in flight finish.
+    Draining,
+    /// Like draining, and meant for work on the server: its health no
+    /// longer matters.
+    Maintenance,
+}
+
+/// One backend as the cluster judgement sees it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub address: String,
+    pub configured: ConfiguredRole,
+    pub tracker: Tracker,
+    pub mode: AdminMode,
+}
+
+/// All backends, their hysteresis, and the known primary.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub members: Vec<Member>,
+    pub policy: Policy,
+    /// The primary as last decided (or configured).
+    pub known_primary: Option<usize>,
+}
+
+/// The judgement of one backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub role: Role,
+    pub state: BackendState,
+    /// May take new read decisions.
+    pub serving: bool,
+    /// Replicas: behind the primary (`None` = unknown/broken); primary: 0.
+    pub lag_ms: Option<u64>,
+    pub reason: Option<Arc<str>>,
+    /// Share of reads in permille of the configured weight (lag weighting).
+    pub read_share: u32,
+}
+
+/// The judgement of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub decisions: Vec<Decision>,
+    pub primary: Option<usize>,
+    /// Up backends with `read_only = OFF`; more than one is an alarm.
+    pub writable: Vec<usize>,
+}
+
+/// Lag weighting scale when there is no lag limit.
+const WEIGHTING_SCALE_MS: u64 = 10_000;
+/// The smallest read share lag weighting leaves a serving replica (5 %).
+const MIN_SHARE: u32 = 50;
+
+// === impl Policy ===
+
+impl Policy {
+    pub fn from_config(m: &MonitorConfig) -> Policy {
+        Policy {
+            rise: m.rise,
+            fall: m.fall,
+            max_lag_ms: m.max_replication_lag_ms,
+            min_serving: m.min_serving_replicas,
+            lag_weighting: m.lag_weighting,
+        }
+    }
+}
+
+// === impl Cluster ===
+
+impl Cluster {
+    pub fn new(backends: &[BackendConfig], policy: Policy) -> Cluster {
+        let members = backends
+            .iter()
+            .map(|b| Member {
+                name: b.name.clone(),
+                address: b.address.clone(),
+                configured: b.role,
+                tracker: Tracker::default(),
+                mode: AdminMode::Ready,
+            })
+            .collect();
+        Cluster {
+            members,
+            policy,
+            known_primary: backends
+                .iter()
+                .position(|b| b.role == ConfiguredRole::Primary),
+        }
+    }
+
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.name == name)
+    }
+
+    /// Counts one check of backend `i`; returns its new health when it
+    /// changed. A replica's lag is judged against the rest of the cluster
+    /// as last seen.
+    pub fn observe(&mut self, i: usize, sample: &Sample, now: Instant) -> Option<bool> {
+        let Policy {
+            rise,
+            fall,
+            max_lag_ms,
+            ..
+        } = self.policy;
+        let changed = self.members[i].tracker.observe(sample, rise, fall);
+        if self.known_primary == Some(i) {
+            self.members[i].tracker.clear_lag();
+        } else if matches!(sample, Sample::Ok(_)) {
+            let heartbeat_us = self
+                .members
+                .iter()
+                .filter_map(|m| m.tracker.last.as_ref()?.heartbeat_us)
+                .max();
+            let primary_gtid = self
+                .known_primary
+                .and_then(|p| self.members[p].tracker.last.as_ref()?.gtid_current.clone());
+            let refs = LagReference {
+                heartbeat_us,
+                primary_gtid: primary_gtid.as_deref(),
+            };
+            self.members[i]
+                .tracker
+                .judge_lag(refs, max_lag_ms, rise, now);
+        }
+        changed
+    }
+
+    /// Decides roles, states and serving replicas; remembers the primary.
+    pub fn evaluate(&mut self) -> Evaluation {
+        let primary = self.discover_primary();
+        if primary != self.known_primary {
+            if let Some(p) = primary {
+                self.members[p].tracker.clear_lag();
+            }
+            self.known_primary = primary;
+        }
+        let writable = (0..self.members.len())
+            .filter(|&i| {
+                let t = &self.members[i].tracker;
+                t.healthy == Some(true) && t.last.as_ref().is_some_and(|o| !o.read_only)
+            })
+            .collect();
+        let mut decisions: Vec<Decision> = (0..self.members.len())
+            .map(|i| self.decide(i, primary == Some(i)))
+            .collect();
+        keep_min_serving(&mut decisions, self.policy.min_serving);
+        Evaluation {
+            decisions,
+            primary,
+            writable,
+        }
+    }
+
+    fn discover_primary(&self) -> Option<usize> {
+        if let Some(fixed) = self
+            .members
+            .iter()
+            .position(|m| m.configured == ConfiguredRole::Primary)
+        {
+            return Some(fixed);
+        }
+        let candidates: Vec<usize> = (0..self.members.len())
+            .filter(|&i| {
+                let m = &self.members[i];
+                m.configured == ConfiguredRole::Auto
+                    && m.tracker.healthy == Some(true)
+                    && m.tracker
+                        .last
+                        .as_ref()
+                        .is_some_and(|o| !o.read_only && !is_replicating(o))
+            })
+            .collect();
+        match candidates.as_slice() {
+            [] => self.known_primary,
+            [only] => Some(*only),
+            _ if self.known_primary.is_some_and(|k| candidates.contains(&k)) => self.known_primary,
+            _ => self.most_followed(&candidates).or(self.known_primary),
+        }
+    }
+
+    /// The candidate most backends replicate from, if exactly one leads.
+    fn most_followed(&self, candidates: &[usize]) -> Option<usize> {
+        let followers = |c: usize| {
+            let address = &self.members[c].address;
+            self.members
+                .iter()
+                .filter(|m| {
+                    m.tracker
+                        .last
+                        .as_ref()
+                        .is_some_and(|o| o.replication.iter().any(|ch| &ch.master == address))
+                })
+                .count()
+        };
+        let mut counted: Vec<(usize, usize)> =
+            candidates.iter().map(|&c| (followers(c), c)).collect();
+        counted.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+        match counted.as_slice() {
+            [(n, c), rest @ ..] if *n > 0 && rest.first().is_none_or(|r| r.0 < *n) => Some(*c),
+            _ => None,
+        }
+    }
+
+    fn decide(&self, i: usize, is_primary: bool) -> Decision {
+        let m = &self.members[i];
+        let t = &m.tracker;
+        let role = if is_primary {
+            Role::Primary
+        } else {
+            Role::Replica
+        };
+        let lag_ms = if is_primary {
+            Some(0)
+        } else {
+            match &t.lag {
+                Some(Lag::Ms(ms)) => Some(*ms),
+                _ => None,
+            }
+        };
+        let d = |state, serving, reason: Option<Arc<str>>| Decision {
+            role,
+            state,
+            serving,
+            lag_ms,
+            reason,
+            read_share: 1000,
+        };
+        match m.mode {
+            AdminMode::Maintenance => {
+                return d(
+                    BackendState::Maintenance,
+                    false,
+                    Some("maintenance (admin API)".into()),
+                )
+            }
+            AdminMode::Draining => {
+                return d(
+                    BackendState::Draining,
+                    false,
+                    Some("draining (admin API)".into()),
+                )
+            }
+            AdminMode::Ready => {}
+        }
+        match t.healthy {
+            Some(false) => {
+                let why = t
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "checks failing".into());
+                return d(BackendState::Down, false, Some(why));
+            }
+            None => return d(BackendState::Up, true, Some("not checked yet".into())),
+            Some(true) => {}
+        }
+        if is_primary {
+            return d(BackendState::Up, true, None);
+        }
+        match &t.lag {
+            Some(Lag::Broken(why)) => d(BackendState::Lagging, false, Some(why.clone())),
+            Some(Lag::Ms(ms)) if t.lag_excluded => {
+                let why: Arc<str> = if self.policy.max_lag_ms != 0 && *ms > self.policy.max_lag_ms {
+                    "replication lag over max_replication_lag_ms".into()
+                } else {
+                    format!(
+                        "catching up: {} more check(s) within max_replication_lag_ms",
+                        t.lag_checks_to_go(self.policy.rise)
+                    )
+                    .into()
+                };
+                d(BackendState::Lagging, false, Some(why))
+            }
+            _ => {
+                let mut up = d(BackendState::Up, true, None);
+                up.read_share = self.read_share(lag_ms);
+                up
+            }
+        }
+    }
+
+    /// Lag weighting: the full share at no lag, falling linearly to
+    /// [`MIN_SHARE`] at the limit.
+    fn read_share(&self, lag_ms: Option<u64>) -> u32 {
+        let (true, Some(lag)) = (self.policy.lag_weighting, lag_ms) else {
+            return 1000;
+        };
+        let scale = match self.policy.max_lag_ms {
+            0 => WEIGHTING_SCALE_MS,
+            l => l,
+        };
+        let cut = (1000 - MIN_SHARE) as u64 * lag.min(scale) / scale;
+        1000 - cut as u32
+    }
+}
+
+/// When fewer than `min` replicas serve, the least-behind lagging replicas
+/// serve again; a broken one (unknown lag) never does.
+fn keep_min_serving(decisions: &mut [Decision], min: u32) {
+    let serving = decisions
+        .iter()
+        .filter(|d| d.role == Role::Replica && d.serving)
+        .count();
+    let missing = (min as usize).saturating_sub(serving);
+    if missing == 0 {
+        return;
+    }
+    let mut spare: Vec<(u64, usize)> = decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.role == Role::Replica && d.state == BackendState::Lagging)
+        .filter_map(|(i, d)| Some((d.lag_ms?, i)))
+        .collect();
+    spare.sort_unstable();
+    for (_, i) in spare.into_iter().take(missing) {
+        decisions[i].serving = true;
+        decisions[i].read_share = MIN_SHARE;
+        decisions[i].reason = Some("lagging, kept serving by min_serving_replicas".into());
+    }
+}
+
+#[cfg(test)]
+mod tests;
