@@ -57,6 +57,8 @@ pub const MYSQL_REPLICATION_LAG_SECONDS: &str = "tandem_mysql_replication_lag_se
 pub const MYSQL_REPLICATION_LAG_MILLISECONDS: &str = "tandem_mysql_replication_lag_milliseconds";
 /// Counter {backend}: failed monitor checks.
 pub const MYSQL_MONITOR_CHECK_ERRORS_TOTAL: &str = "tandem_mysql_monitor_check_errors_total";
+/// Gauge {backend}: 1 when the backend is up with `read_only = OFF`.
+pub const MYSQL_BACKEND_WRITABLE: &str = "tandem_mysql_backend_writable";
 /// Gauge: backends up with `read_only = OFF`; above 1 is an alarm.
 pub const MYSQL_WRITABLE_BACKENDS: &str = "tandem_mysql_writable_backends";
 /// Counter: failed heartbeat writes on the primary.
@@ -222,6 +224,10 @@ pub fn describe() {
         MYSQL_REPLICATION_LAG_MILLISECONDS,
         Unit::Milliseconds,
         "Replication lag routing uses (heartbeat when enabled); NaN when unknown."
+    );
+    describe_gauge!(
+        MYSQL_BACKEND_WRITABLE,
+        "1 when the backend is up with read_only = OFF; sum above 1 is an alarm."
     );
     describe_counter!(
         MYSQL_MONITOR_CHECK_ERRORS_TOTAL,

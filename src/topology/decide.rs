@@ -35,6 +35,9 @@ pub struct Policy {
     pub max_lag_ms: u64,
     pub min_serving: u32,
     pub lag_weighting: bool,
+    /// False without `[mysql.monitor]`: backends are never checked, and
+    /// that is no reason to report.
+    pub monitored: bool,
 }
 
 /// What an operator asked for a backend through the admin API.
@@ -108,6 +111,7 @@ impl Policy {
             max_lag_ms: m.max_replication_lag_ms,
             min_serving: m.min_serving_replicas,
             lag_weighting: m.lag_weighting,
+            monitored: true,
         }
     }
 }
@@ -297,7 +301,10 @@ impl Cluster {
                     .unwrap_or_else(|| "checks failing".into());
                 return d(BackendState::Down, false, Some(why));
             }
-            None => return d(BackendState::Up, true, Some("not checked yet".into())),
+            None => {
+                let why = self.policy.monitored.then(|| "not checked yet".into());
+                return d(BackendState::Up, true, why);
+            }
             Some(true) => {}
         }
         if is_primary {

@@ -106,6 +106,9 @@ pub struct Topology {
     // ArcSwap: read on every routing decision by every session, written
     // rarely by one task; readers must never block on the writer.
     current: ArcSwap<Snapshot>,
+    /// The monitor's cluster-wide findings for `/status` (writable backends,
+    /// the alarm). ArcSwap: written per check, read by `/status`.
+    summary: ArcSwapOption<serde_json::Value>,
 }
 
 /// The process-wide reference instant for health deadlines.
@@ -247,6 +250,7 @@ impl Topology {
                 backends,
                 generation: 1,
             }),
+            summary: ArcSwapOption::empty(),
         }
     }
 
@@ -259,6 +263,11 @@ impl Topology {
     pub fn publish(&self, mut next: Snapshot) {
         next.generation = self.current.load().generation + 1;
         self.current.store(Arc::new(next));
+    }
+
+    /// Records the monitor's cluster-wide findings (shown by `/status`).
+    pub fn set_summary(&self, summary: serde_json::Value) {
+        self.summary.store(Some(Arc::new(summary)));
     }
 
     /// Every backend with its role, state, last check and live health, for
@@ -276,14 +285,26 @@ impl Topology {
                     o.insert("takes_reads".into(), b.takes_reads(now).into());
                     o.insert("takes_writes".into(), b.takes_writes().into());
                     o.insert("in_flight".into(), b.health.outstanding().into());
-                    let check = b.health.detail().map(|d| d.to_json());
+                    let detail = b.health.detail();
+                    let last = detail.as_ref().and_then(|d| d.last_good.as_ref());
+                    let seconds = detail.as_ref().and_then(|d| d.lag_seconds);
+                    let seconds = seconds.filter(|_| b.role == Role::Replica);
+                    o.insert("lag_seconds".into(), seconds.into());
+                    o.insert("read_only".into(), last.map(|l| l.read_only).into());
+                    let check = detail.map(|d| d.to_json());
                     o.insert("check".into(), check.unwrap_or_default());
                     o.insert("pool".into(), serde_json::Value::Null);
                 }
                 v
             })
             .collect();
-        serde_json::json!({ "generation": snap.generation, "backends": backends })
+        let monitor = self.summary.load_full().map(|s| (*s).clone());
+        serde_json::json!({
+            "generation": snap.generation,
+            "primary": snap.primary().map(|p| p.name.clone()),
+            "monitor": monitor,
+            "backends": backends,
+        })
     }
 }
 

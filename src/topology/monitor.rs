@@ -83,6 +83,7 @@ impl Monitor {
                 max_lag_ms: 0,
                 min_serving: 0,
                 lag_weighting: false,
+                monitored: false,
             });
         let n = mysql.backends.len();
         Arc::new(Monitor {
@@ -270,19 +271,29 @@ impl Monitor {
         self.writable_alarm(st, eval);
     }
 
+    /// Two writable backends: error log once, gauges, and `/status`.
     fn writable_alarm(&self, st: &mut State, eval: &Evaluation) {
         ::metrics::gauge!(m::MYSQL_WRITABLE_BACKENDS).set(eval.writable.len() as f64);
-        let alarm = eval.writable.len() > 1;
+        for (i, member) in st.cluster.members.iter().enumerate() {
+            let w = if eval.writable.contains(&i) { 1.0 } else { 0.0 };
+            ::metrics::gauge!(m::MYSQL_BACKEND_WRITABLE, "backend" => member.name.clone()).set(w);
+        }
+        let names: Vec<&str> = eval
+            .writable
+            .iter()
+            .map(|&i| st.cluster.members[i].name.as_str())
+            .collect();
+        let primary = eval.primary.map(|p| st.cluster.members[p].name.as_str());
+        let alarm = names.len() > 1;
         if alarm && !st.alarm {
-            let names: Vec<&str> = eval
-                .writable
-                .iter()
-                .map(|&i| st.cluster.members[i].name.as_str())
-                .collect();
-            let primary = eval.primary.map(|p| st.cluster.members[p].name.as_str());
             tracing::error!(writable = ?names, primary = ?primary,
                 "more than one backend is writable (read_only = OFF): writes stay on the known primary");
         }
+        self.topology.set_summary(serde_json::json!({
+            "monitored": self.config.is_some(),
+            "writable_backends": names,
+            "writable_alarm": alarm,
+        }));
         st.alarm = alarm;
     }
 }

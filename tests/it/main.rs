@@ -10,5 +10,6 @@ mod cli;
 mod clients;
 mod commands;
 mod common;
+mod monitor;
 mod protocol;
 mod split;

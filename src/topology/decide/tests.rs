@@ -13,6 +13,7 @@ fn policy() -> Policy {
         max_lag_ms: 5_000,
         min_serving: 0,
         lag_weighting: false,
+        monitored: true,
     }
 }
 
