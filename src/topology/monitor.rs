@@ -1,8 +1,8 @@
 //! The backend monitor: one task per backend checks it every `interval_ms`
 //! ([`probe`](super::probe)), feeds the pure judgement
-//! ([`decide::Cluster`]), and publishes a new topology snapshot when
+//! ([`Cluster`]), and publishes a new topology snapshot when
 //! something routing cares about changed. An optional task writes the
-//! heartbeat ([`heartbeat`](super::heartbeat)).
+//! heartbeat ([`heartbeat`]).
 //!
 //! Operators drain a backend or put it in maintenance through
 //! [`Monitor::set_mode`] (the admin API); that re-judges and publishes at
