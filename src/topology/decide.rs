@@ -38,6 +38,8 @@ pub struct Policy {
     /// False without `[mysql.monitor]`: backends are never checked, and
     /// that is no reason to report.
     pub monitored: bool,
+    /// The heartbeat is trusted while it moved within this (0 = no heartbeat).
+    pub heartbeat_fresh_ms: u64,
 }
 
 /// What an operator asked for a backend through the admin API.
@@ -71,6 +73,9 @@ pub struct Cluster {
     pub policy: Policy,
     /// The primary as last decided (or configured).
     pub known_primary: Option<usize>,
+    /// The newest heartbeat seen, and when it last moved: a heartbeat that
+    /// stopped moving (writes failing, primary gone) says nothing about lag.
+    heartbeat: Option<(u64, Instant)>,
 }
 
 /// The judgement of one backend.
@@ -112,6 +117,12 @@ impl Policy {
             min_serving: m.min_serving_replicas,
             lag_weighting: m.lag_weighting,
             monitored: true,
+            // The primary's check sees each write at most one interval
+            // late; three missed writes on top of that means it stopped.
+            heartbeat_fresh_ms: match m.heartbeat_interval_ms {
+                0 => 0,
+                hb => 2 * m.interval_ms + 3 * hb,
+            },
         }
     }
 }
@@ -136,6 +147,7 @@ impl Cluster {
             known_primary: backends
                 .iter()
                 .position(|b| b.role == ConfiguredRole::Primary),
+            heartbeat: None,
         }
     }
 
@@ -154,14 +166,10 @@ impl Cluster {
             ..
         } = self.policy;
         let changed = self.members[i].tracker.observe(sample, rise, fall);
+        let heartbeat_us = self.fresh_heartbeat(now);
         if self.known_primary == Some(i) {
             self.members[i].tracker.clear_lag();
         } else if matches!(sample, Sample::Ok(_)) {
-            let heartbeat_us = self
-                .members
-                .iter()
-                .filter_map(|m| m.tracker.last.as_ref()?.heartbeat_us)
-                .max();
             let primary_gtid = self
                 .known_primary
                 .and_then(|p| self.members[p].tracker.last.as_ref()?.gtid_current.clone());
@@ -174,6 +182,24 @@ impl Cluster {
                 .judge_lag(refs, max_lag_ms, rise, now);
         }
         changed
+    }
+
+    /// The newest heartbeat seen on any backend (the primary's last write),
+    /// if it moved recently enough to measure lag against.
+    fn fresh_heartbeat(&mut self, now: Instant) -> Option<u64> {
+        let newest = self
+            .members
+            .iter()
+            .filter_map(|m| m.tracker.last.as_ref()?.heartbeat_us)
+            .max()?;
+        match self.heartbeat {
+            Some((seen, _)) if seen >= newest => {}
+            _ => self.heartbeat = Some((newest, now)),
+        }
+        let (seen, moved) = self.heartbeat?;
+        let fresh = self.policy.heartbeat_fresh_ms;
+        let age = now.saturating_duration_since(moved).as_millis() as u64;
+        (fresh > 0 && age <= fresh).then_some(seen)
     }
 
     /// Decides roles, states and serving replicas; remembers the primary.
@@ -255,65 +281,65 @@ impl Cluster {
     fn decide(&self, i: usize, is_primary: bool) -> Decision {
         let m = &self.members[i];
         let t = &m.tracker;
-        let role = if is_primary {
-            Role::Primary
-        } else {
-            Role::Replica
-        };
-        let lag_ms = if is_primary {
-            Some(0)
-        } else {
-            match &t.lag {
-                Some(Lag::Ms(ms)) => Some(*ms),
-                _ => None,
-            }
+        let lag_ms = match (&t.lag, is_primary) {
+            (_, true) => Some(0),
+            (Some(Lag::Ms(ms)), false) => Some(*ms),
+            _ => None,
         };
         let d = |state, serving, reason: Option<Arc<str>>| Decision {
-            role,
+            role: if is_primary {
+                Role::Primary
+            } else {
+                Role::Replica
+            },
             state,
             serving,
             lag_ms,
             reason,
             read_share: 1000,
         };
-        match m.mode {
-            AdminMode::Maintenance => {
-                return d(
-                    BackendState::Maintenance,
+        match (m.mode, t.healthy) {
+            (AdminMode::Maintenance, _) => d(
+                BackendState::Maintenance,
+                false,
+                Some("maintenance (admin API)".into()),
+            ),
+            (AdminMode::Draining, _) => d(
+                BackendState::Draining,
+                false,
+                Some("draining (admin API)".into()),
+            ),
+            (AdminMode::Ready, Some(false)) => {
+                let why = t.last_error.clone();
+                d(
+                    BackendState::Down,
                     false,
-                    Some("maintenance (admin API)".into()),
+                    why.or_else(|| Some("checks failing".into())),
                 )
             }
-            AdminMode::Draining => {
-                return d(
-                    BackendState::Draining,
-                    false,
-                    Some("draining (admin API)".into()),
-                )
-            }
-            AdminMode::Ready => {}
-        }
-        match t.healthy {
-            Some(false) => {
-                let why = t
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "checks failing".into());
-                return d(BackendState::Down, false, Some(why));
-            }
-            None => {
+            (AdminMode::Ready, None) => {
                 let why = self.policy.monitored.then(|| "not checked yet".into());
-                return d(BackendState::Up, true, why);
+                d(BackendState::Up, true, why)
             }
-            Some(true) => {}
+            (AdminMode::Ready, Some(true)) if is_primary => d(BackendState::Up, true, None),
+            (AdminMode::Ready, Some(true)) => {
+                let (state, serving, why) = self.replica_state(t);
+                let mut replica = d(state, serving, why);
+                if serving {
+                    replica.read_share = self.read_share(lag_ms);
+                }
+                replica
+            }
         }
-        if is_primary {
-            return d(BackendState::Up, true, None);
-        }
+    }
+
+    /// An up replica: serving, or lagging and why.
+    fn replica_state(&self, t: &Tracker) -> (BackendState, bool, Option<Arc<str>>) {
         match &t.lag {
-            Some(Lag::Broken(why)) => d(BackendState::Lagging, false, Some(why.clone())),
+            Some(Lag::Broken(why)) => (BackendState::Lagging, false, Some(why.clone())),
             Some(Lag::Ms(ms)) if t.lag_excluded => {
-                let why: Arc<str> = if self.policy.max_lag_ms != 0 && *ms > self.policy.max_lag_ms {
+                let limit = self.policy.max_lag_ms;
+                let why: Arc<str> = if limit != 0 && *ms > limit {
                     "replication lag over max_replication_lag_ms".into()
                 } else {
                     format!(
@@ -322,13 +348,9 @@ impl Cluster {
                     )
                     .into()
                 };
-                d(BackendState::Lagging, false, Some(why))
+                (BackendState::Lagging, false, Some(why))
             }
-            _ => {
-                let mut up = d(BackendState::Up, true, None);
-                up.read_share = self.read_share(lag_ms);
-                up
-            }
+            _ => (BackendState::Up, true, None),
         }
     }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::probe::{self, Prober};
+use super::probe::{self, ProbeError, Prober};
 use super::Topology;
 use crate::mysql::backend::query::{self, QueryError};
 use crate::mysql::backend::BackendConn;
@@ -59,8 +59,10 @@ pub async fn run(
 ) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut conn: Option<(String, BackendConn)> = None;
+    let mut conn: Option<BackendConn> = None;
     let mut failing = false;
+    // A write may take a little longer than one interval, never forever.
+    let bound = interval.max(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -70,33 +72,20 @@ pub async fn run(
         let Some(primary) = snap.primary().filter(|p| p.takes_writes()) else {
             continue;
         };
-        if conn.as_ref().is_some_and(|(name, _)| *name != primary.name) {
+        if prober.name != primary.name {
             conn = None;
+            prober.name.clone_from(&primary.name);
+            prober.address.clone_from(&primary.address);
         }
-        prober.name.clone_from(&primary.name);
-        prober.address.clone_from(&primary.address);
-        let result = tokio::time::timeout(interval.max(Duration::from_secs(1)), async {
-            if conn.is_none() {
-                let mut c = probe::connect(&prober).await.map_err(|e| e.to_string())?;
-                query::exec(&mut c, CREATE_SCHEMA)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                query::exec(&mut c, CREATE_TABLE)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                conn = Some((primary.name.clone(), c));
-            }
-            let (_, c) = conn.as_mut().expect("connected above");
-            query::exec(c, WRITE).await.map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|_| Err("timed out".into()));
+        let result = tokio::time::timeout(bound, beat(&mut conn, &prober))
+            .await
+            .unwrap_or(Err(ProbeError::Timeout(bound)));
         match result {
-            Ok(_) if failing => {
+            Ok(()) if failing => {
                 failing = false;
                 tracing::info!(backend = %primary.name, "heartbeat writes work again");
             }
-            Ok(_) => {}
+            Ok(()) => {}
             Err(e) => {
                 conn = None;
                 ::metrics::counter!(crate::metrics::MYSQL_HEARTBEAT_ERRORS_TOTAL).increment(1);
@@ -108,4 +97,17 @@ pub async fn run(
             }
         }
     }
+}
+
+/// One heartbeat write; connects (and creates the table) first when needed.
+async fn beat(conn: &mut Option<BackendConn>, prober: &Prober) -> Result<(), ProbeError> {
+    if conn.is_none() {
+        let mut c = probe::connect(prober).await?;
+        query::exec(&mut c, CREATE_SCHEMA).await?;
+        query::exec(&mut c, CREATE_TABLE).await?;
+        *conn = Some(c);
+    }
+    let c = conn.as_mut().expect("connected above");
+    query::exec(c, WRITE).await?;
+    Ok(())
 }

@@ -84,6 +84,7 @@ impl Monitor {
                 min_serving: 0,
                 lag_weighting: false,
                 monitored: false,
+                heartbeat_fresh_ms: 0,
             });
         let n = mysql.backends.len();
         Arc::new(Monitor {

@@ -14,6 +14,7 @@ fn policy() -> Policy {
         min_serving: 0,
         lag_weighting: false,
         monitored: true,
+        heartbeat_fresh_ms: 1_000,
     }
 }
 
@@ -274,4 +275,38 @@ fn fixed_replicas_never_become_the_primary() {
     let e = c.evaluate();
     assert_eq!(e.primary, None);
     assert_eq!(e.writable, vec![1]);
+}
+
+#[test]
+fn a_heartbeat_that_stopped_moving_is_not_trusted() {
+    let t0 = Instant::now();
+    let mut c = cluster(&[("p", C::Primary), ("r1", C::Replica)], policy());
+    let m = "10.0.0.1:3306";
+    let beat = |us| Observation {
+        heartbeat_us: Some(us),
+        ..primary_obs()
+    };
+    let late = |us, sql_running| {
+        let mut o = replica_obs(m, None, IoState::Yes);
+        o.replication[0].sql_running = sql_running;
+        o.heartbeat_us = Some(us);
+        o
+    };
+    c.observe(0, &ok(beat(10_000_000)), t0);
+    c.observe(1, &ok(late(9_000_000, false)), t0);
+    assert_eq!(
+        c.evaluate().decisions[1].lag_ms,
+        Some(1000),
+        "heartbeat lag"
+    );
+    // The heartbeat stops (writes failing): after heartbeat_fresh_ms it no
+    // longer measures anything, and the applier-stopped replica's lag is
+    // counted from when it was first seen behind.
+    let later = t0 + std::time::Duration::from_millis(1500);
+    c.observe(0, &ok(beat(10_000_000)), later);
+    c.observe(1, &ok(late(9_000_000, false)), later);
+    assert_eq!(c.evaluate().decisions[1].lag_ms, Some(0));
+    let much_later = later + std::time::Duration::from_millis(700);
+    c.observe(1, &ok(late(9_000_000, false)), much_later);
+    assert_eq!(c.evaluate().decisions[1].lag_ms, Some(700));
 }
