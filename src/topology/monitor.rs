@@ -336,8 +336,12 @@ fn log_change(old: &Backend, new: &Backend) {
     }
     if old.state != new.state || old.serving != new.serving {
         let reason = new.reason.as_deref().unwrap_or("");
-        tracing::warn!(backend = %new.name, from = ?old.state, to = ?new.state,
-            serving = new.serving, reason, "backend state changed");
+        let (name, from, to, serving) = (&new.name, old.state, new.state, new.serving);
+        if serving && to == BackendState::Up {
+            tracing::info!(backend = %name, ?from, ?to, serving, "backend state changed");
+        } else {
+            tracing::warn!(backend = %name, ?from, ?to, serving, reason, "backend state changed");
+        }
     }
 }
 

@@ -204,7 +204,11 @@ async fn a_replica_with_its_sql_thread_stopped_is_excluded_once_behind_the_limit
     wait_backend(&proxy, "mon2", |b| serving(b) && b["lag_ms"].is_u64()).await;
 
     root_sql(1, "STOP SLAVE SQL_THREAD").unwrap();
-    let (b, _) = wait_backend(&proxy, "mon2", |b| !serving(b)).await;
+    let (b, took) = wait_backend(&proxy, "mon2", |b| !serving(b)).await;
+    eprintln!(
+        "SQL thread stopped: excluded after {took:?} at lag {}",
+        b["lag_ms"]
+    );
     assert_eq!(b["state"], "lagging", "{b}");
     assert_eq!(
         b["reason"], "replication lag over max_replication_lag_ms",
@@ -230,7 +234,8 @@ async fn a_replica_with_its_sql_thread_stopped_is_excluded_once_behind_the_limit
     assert!(ports.contains(&(BASE_PORT + 2)), "{ports:?}");
 
     root_sql(1, "START SLAVE").unwrap();
-    let (b, _) = wait_backend(&proxy, "mon2", serving).await;
+    let (b, took) = wait_backend(&proxy, "mon2", serving).await;
+    eprintln!("SQL thread started: serving again after {took:?}");
     assert_eq!(b["state"], "up", "{b}");
     assert!(b["lag_ms"].as_u64().unwrap() <= 500, "{b}");
     let ports = read_ports(&proxy, 60).await;
@@ -259,6 +264,7 @@ async fn stopped_replication_is_excluded_at_once() {
             .starts_with("replication IO thread stopped"),
         "{b}"
     );
+    eprintln!("STOP SLAVE: excluded after {took:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     let ports = read_ports(&proxy, 40).await;
     assert!(!ports.contains(&(BASE_PORT + 2)), "{ports:?}");
@@ -284,7 +290,8 @@ async fn a_killed_replica_is_marked_down_and_back_after_a_restart() {
         .status()
         .unwrap();
     assert!(status.success());
-    let (b, _) = wait_backend(&proxy, "mon3", |b| b["state"] == "down").await;
+    let (b, took) = wait_backend(&proxy, "mon3", |b| b["state"] == "down").await;
+    eprintln!("kill -9: down after {took:?}");
     assert_eq!(b["serving"], false);
     assert_eq!(b["check"]["ok"], false, "{b}");
     assert!(b["reason"].as_str().unwrap().contains("connect"), "{b}");
@@ -310,7 +317,8 @@ async fn a_killed_replica_is_marked_down_and_back_after_a_restart() {
     assert!(ports.iter().all(|p| *p == BASE_PORT + 1), "{ports:?}");
 
     start_testbed();
-    let (b, _) = wait_backend(&proxy, "mon3", |b| serving(b) && b["state"] == "up").await;
+    let (b, took) = wait_backend(&proxy, "mon3", |b| serving(b) && b["state"] == "up").await;
+    eprintln!("restarted: serving again {took:?} after the testbed script returned");
     assert_eq!(b["check"]["ok"], true, "{b}");
 }
 
