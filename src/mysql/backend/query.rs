@@ -60,6 +60,8 @@ impl QueryResult {
 }
 
 /// Runs `sql` and returns its rows (empty for a statement without a result).
+/// After an error other than [`QueryError::Server`] the connection is in an
+/// unknown state: drop it.
 pub async fn query(conn: &mut BackendConn, sql: &str) -> Result<QueryResult, QueryError> {
     send(conn, sql).await?;
     let deprecate_eof = conn.capabilities & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
@@ -209,8 +211,127 @@ fn server_error(pkt: &[u8]) -> QueryError {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
     use super::*;
+    use crate::mysql::io::{frame_into, PacketIo, Stream};
     use crate::mysql::protocol::wire::put_lenenc_bytes;
+
+    fn column(name: &str) -> Vec<u8> {
+        let mut def = Vec::new();
+        for part in ["def", "", "", "", name, ""] {
+            put_lenenc_bytes(&mut def, part.as_bytes());
+        }
+        def.extend_from_slice(&[0x0c, 0x21, 0, 0, 0, 0, 0xfd, 0, 0, 0, 0, 0]);
+        def
+    }
+
+    fn text_row(values: &[Option<&str>]) -> Vec<u8> {
+        let mut row = Vec::new();
+        for v in values {
+            match v {
+                Some(v) => put_lenenc_bytes(&mut row, v.as_bytes()),
+                None => row.push(0xFB),
+            }
+        }
+        row
+    }
+
+    /// A connection whose server side answers one COM_QUERY with `packets`
+    /// (sequence ids from 1), as a real server frames them.
+    async fn answering(packets: Vec<Vec<u8>>, capabilities: u32) -> BackendConn {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut header = [0u8; 4];
+            s.read_exact(&mut header).await.unwrap();
+            let mut command = vec![0u8; crate::mysql::protocol::wire::header_len(&header)];
+            s.read_exact(&mut command).await.unwrap();
+            let mut out = Vec::new();
+            let mut seq = 1u8;
+            for p in &packets {
+                seq = frame_into(&mut out, seq, p);
+            }
+            s.write_all(&out).await.unwrap();
+        });
+        BackendConn {
+            io: PacketIo::new(Stream::Plain(TcpStream::connect(addr).await.unwrap())),
+            thread_id: 1,
+            capabilities,
+            version: "10.11.6-MariaDB".into(),
+            status: 2,
+        }
+    }
+
+    const EOF: [u8; 5] = [0xFE, 0, 0, 0x02, 0];
+    const EOF_MORE: [u8; 5] = [0xFE, 0, 0, 0x0A, 0];
+
+    #[tokio::test]
+    async fn result_sets_with_classic_eof_and_more_results() {
+        let packets = vec![
+            vec![2],
+            column("a"),
+            column("b"),
+            EOF.to_vec(),
+            text_row(&[Some("1"), None]),
+            text_row(&[Some("x"), Some("")]),
+            EOF_MORE.to_vec(),
+            vec![1],
+            column("c"),
+            EOF.to_vec(),
+            text_row(&[Some("2")]),
+            EOF.to_vec(),
+        ];
+        let mut conn = answering(packets, 0).await;
+        let r = query(&mut conn, "SELECT 1").await.unwrap();
+        assert_eq!(r.columns, vec!["a", "b"]);
+        assert_eq!(r.get(0, "a"), Some("1"));
+        assert_eq!(r.get(0, "b"), None);
+        assert_eq!(r.get(1, "b"), Some(""));
+        assert_eq!(r.rows.len(), 3, "rows of the second result are appended");
+    }
+
+    #[tokio::test]
+    async fn result_sets_without_eof_packets() {
+        let ok_end = vec![0xFE, 0, 0, 0x02, 0, 0, 0];
+        let packets = vec![vec![1], column("ts_us"), text_row(&[Some("42")]), ok_end];
+        let deprecate = Cap::CLIENT_DEPRECATE_EOF.bits();
+        let mut conn = answering(packets, deprecate).await;
+        let r = query(&mut conn, "SELECT ts_us").await.unwrap();
+        assert_eq!(r.get(0, "TS_US"), Some("42"));
+    }
+
+    #[tokio::test]
+    async fn errors_and_ok_packets() {
+        let err = ServerError::new(1146, "42S02", "Table 'tandem.heartbeat' doesn't exist");
+        let mut conn = answering(vec![err.encode()], 0).await;
+        match query(&mut conn, "SELECT ts_us FROM tandem.heartbeat").await {
+            Err(QueryError::Server(e)) => assert_eq!(e.code, 1146),
+            other => panic!("expected the server's error, got {other:?}"),
+        }
+        let ok = crate::mysql::protocol::ok::OkInfo {
+            affected_rows: 2,
+            ..Default::default()
+        };
+        let mut conn = answering(vec![ok.encode()], 0).await;
+        assert_eq!(
+            exec(&mut conn, "REPLACE INTO t VALUES (1)")
+                .await
+                .unwrap()
+                .affected_rows,
+            2
+        );
+        let mut conn = answering(vec![vec![1], column("a")], 0).await;
+        assert!(
+            matches!(
+                query(&mut conn, "SELECT 1").await,
+                Err(QueryError::Io(PacketError::Closed))
+            ),
+            "a result cut short is an error"
+        );
+    }
 
     #[test]
     fn rows_with_nulls_and_column_names() {
