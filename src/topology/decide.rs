@@ -10,12 +10,13 @@
 //! replica `lagging` (replication broken, or too far behind), else `up`.
 //!
 //! Primary discovery (`role = "auto"`): the candidates are the auto
-//! backends that are up, writable (`read_only = OFF`) and replicate from
-//! nobody. The known primary stays while it is a candidate; otherwise a
+//! backends that are up, writable (`read_only = OFF`), replicate from
+//! nobody, and are not drained or in maintenance. The known primary stays while it is a candidate; otherwise a
 //! single candidate becomes the primary; several candidates are resolved
 //! by how many backends replicate from each, and if that ties, the known
 //! primary stays (writes never move to a guess). More than one writable
-//! backend of any role is an alarm (`writable` in the [`Evaluation`]).
+//! backend of any role (maintenance aside) is an alarm (`writable` in the
+//! [`Evaluation`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -211,10 +212,15 @@ impl Cluster {
             }
             self.known_primary = primary;
         }
+        // A server in maintenance may be writable on purpose (the operator
+        // is working on it): no alarm for it.
         let writable = (0..self.members.len())
             .filter(|&i| {
-                let t = &self.members[i].tracker;
-                t.healthy == Some(true) && t.last.as_ref().is_some_and(|o| !o.read_only)
+                let m = &self.members[i];
+                let t = &m.tracker;
+                m.mode != AdminMode::Maintenance
+                    && t.healthy == Some(true)
+                    && t.last.as_ref().is_some_and(|o| !o.read_only)
             })
             .collect();
         let mut decisions: Vec<Decision> = (0..self.members.len())
@@ -240,6 +246,7 @@ impl Cluster {
             .filter(|&i| {
                 let m = &self.members[i];
                 m.configured == ConfiguredRole::Auto
+                    && m.mode == AdminMode::Ready
                     && m.tracker.healthy == Some(true)
                     && m.tracker
                         .last

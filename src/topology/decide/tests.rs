@@ -310,3 +310,34 @@ fn a_heartbeat_that_stopped_moving_is_not_trusted() {
     c.observe(1, &ok(late(9_000_000, false)), much_later);
     assert_eq!(c.evaluate().decisions[1].lag_ms, Some(700));
 }
+
+#[test]
+fn a_server_in_maintenance_is_no_candidate_and_no_alarm() {
+    let now = Instant::now();
+    let mut c = cluster(&[("a", C::Auto), ("bb", C::Auto)], policy());
+    c.observe(0, &ok(primary_obs()), now);
+    c.observe(
+        1,
+        &ok(replica_obs("10.0.0.1:3306", Some(0), IoState::Yes)),
+        now,
+    );
+    assert_eq!(c.evaluate().primary, Some(0));
+    // bb in maintenance, made writable and detached for the work; then a dies.
+    c.members[1].mode = AdminMode::Maintenance;
+    c.observe(1, &ok(primary_obs()), now);
+    assert_eq!(
+        c.evaluate().writable,
+        vec![0],
+        "no alarm for the server in maintenance"
+    );
+    for _ in 0..3 {
+        c.observe(0, &Sample::Failed("refused".into()), now);
+    }
+    let e = c.evaluate();
+    assert_eq!(
+        e.primary,
+        Some(0),
+        "writes never move to a server in maintenance"
+    );
+    assert_eq!(states(&e), vec![(Down, false), (Maintenance, false)]);
+}
