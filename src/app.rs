@@ -79,11 +79,17 @@ impl App {
             // Route the first clients by checked states (bounded wait).
             mon.first_checks().await;
             monitor = Some(mon);
-            let shared = MysqlShared::new(Arc::new(m.clone()), topology, shutdown.clone())?;
+            let shared =
+                MysqlShared::new(Arc::new(m.clone()), topology, shutdown.clone(), pool.len())?;
+            for (handle, p) in pool.handles().iter().zip(&shared.pools) {
+                let sweep = crate::mysql::pool::sweeper(p.clone(), shutdown.clone());
+                handle.spawn(tracker.track_future(sweep));
+            }
             let sock = listener::bind(m.listen).await?;
             mysql_addr = sock.local_addr().ok();
             tracing::info!(addr = ?mysql_addr, "mysql listener ready");
             tracker.spawn(listener::serve(sock, shared.clone(), tracker.clone(), pool));
+            tracker.spawn(export_pool_gauges(shared.clone(), shutdown.clone()));
             mysql = Some(shared);
         }
 
@@ -209,6 +215,17 @@ fn admin_context(
                 })),
             }),
         }),
+    }
+}
+
+/// Refreshes the pool gauges every second until shutdown.
+async fn export_pool_gauges(shared: Arc<MysqlShared>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => shared.export_pool_gauges(),
+        }
     }
 }
 

@@ -8,11 +8,23 @@
 //! worker for its whole life: its I/O, timers and tasks stay on one thread,
 //! which sleeps only in `epoll_wait`.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
+
+thread_local! {
+    /// The index of the worker this thread runs, for per-worker state (the
+    /// backend connection pools); `None` on other threads.
+    static CURRENT: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The index of the session worker running the caller, if any.
+pub fn current() -> Option<usize> {
+    CURRENT.with(Cell::get)
+}
 
 /// The pool of session worker threads.
 pub struct Workers {
@@ -39,7 +51,10 @@ impl Workers {
             let stop = stop.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("tandem-session-{i}"))
-                .spawn(move || rt.block_on(stop.cancelled()))?;
+                .spawn(move || {
+                    CURRENT.with(|c| c.set(Some(i)));
+                    rt.block_on(stop.cancelled())
+                })?;
             threads.push(thread);
         }
         Ok(Workers {
@@ -56,6 +71,11 @@ impl Workers {
 
     pub fn is_empty(&self) -> bool {
         self.handles.is_empty()
+    }
+
+    /// Every worker's runtime, by index.
+    pub fn handles(&self) -> &[Handle] {
+        &self.handles
     }
 
     /// The worker for the next connection (round robin).

@@ -110,6 +110,48 @@ pub struct MysqlConfig {
     pub rsa_private_key_file: Option<PathBuf>,
     /// `[mysql.routing]`: read/write splitting.
     pub routing: RoutingConfig,
+    /// `[mysql.pool]`: backend connection pools and multiplexing.
+    pub pool: PoolConfig,
+}
+
+/// `[mysql.pool]`: backend connections kept and shared between sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Default true: between statements a session gives its backend
+    /// connections back unless it holds connection-bound state. False: a
+    /// session keeps the connections it opened until it ends (they are
+    /// still pooled and reused after it).
+    pub multiplex: bool,
+    /// Connections to one backend from this node, idle or lent; default 200.
+    pub max_backend_connections: usize,
+    /// Idle connections per backend and key kept past `idle_timeout_ms`; default 0.
+    pub min_idle: usize,
+    /// An idle connection is closed after this; default 60 000.
+    pub idle_timeout_ms: u64,
+    /// A connection is closed (when idle) after this age; default 3 600 000.
+    pub max_lifetime_ms: u64,
+    /// How long a statement waits for a connection when the pool is full
+    /// before failing with ERR 1040; default 10 000.
+    pub acquire_timeout_ms: u64,
+    /// A connection idle longer than this is pinged before it is lent; default 10 000.
+    pub ping_after_idle_ms: u64,
+    /// After a statement that leaves diagnostics a client may ask for next
+    /// (an AUTO_INCREMENT id, warnings, SQL_CALC_FOUND_ROWS), the session
+    /// keeps its connection until its next statement, or this long; default 2 000.
+    pub hold_for_diagnostics_ms: u64,
+}
+
+/// Read-your-writes guarantee for reads sent to replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Replicas as they are (lag bounded by the monitor).
+    Eventual,
+    /// After a session writes, its reads see that write (GTID wait).
+    Session,
+    /// A read sees every write committed anywhere before it started.
+    Global,
+    /// Reads go to the primary for this many ms after the session writes.
+    Window(u64),
 }
 
 /// `[mysql.routing]`: where statements go.
@@ -132,6 +174,12 @@ pub struct RoutingConfig {
     /// beyond, the least recently used is closed (and prepared again when
     /// needed). Default 256.
     pub max_prepared_statements_per_backend: usize,
+    /// Default `eventual`; users may override, sessions too
+    /// (`SET tandem_consistency = ...`).
+    pub consistency: Consistency,
+    /// Longest wait for a replica to catch up with a session's writes
+    /// before the read goes to the primary; default 1 000.
+    pub consistency_timeout_ms: u64,
 }
 
 /// Replica choice for reads.
@@ -181,6 +229,8 @@ pub struct UserConfig {
     pub password_hash: Option<[u8; 20]>,
     /// Per-user connection limit; `None` = only the global limit.
     pub max_connections: Option<u32>,
+    /// Overrides `[mysql.routing] consistency` for this user.
+    pub consistency: Option<Consistency>,
 }
 
 /// `[mysql.monitor]`: the account and the rhythm of health and lag checks.
@@ -361,6 +411,35 @@ impl fmt::Debug for UserConfig {
             )
             .field("max_connections", &self.max_connections)
             .finish()
+    }
+}
+
+// === impl Consistency ===
+
+impl Consistency {
+    /// `eventual`, `session`, `global` or `window:<ms>` (case-insensitive).
+    pub fn parse(text: &str) -> Option<Consistency> {
+        let t = text.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "eventual" => Some(Consistency::Eventual),
+            "session" => Some(Consistency::Session),
+            "global" => Some(Consistency::Global),
+            _ => {
+                let ms = t.strip_prefix("window:")?.trim().parse().ok()?;
+                Some(Consistency::Window(ms))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Consistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Consistency::Eventual => f.write_str("eventual"),
+            Consistency::Session => f.write_str("session"),
+            Consistency::Global => f.write_str("global"),
+            Consistency::Window(ms) => write!(f, "window:{ms}"),
+        }
     }
 }
 

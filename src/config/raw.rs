@@ -79,6 +79,28 @@ pub(super) struct RawMysql {
     pub backend_tls: Option<RawBackendTls>,
     pub rsa_private_key_file: Option<PathBuf>,
     pub routing: Option<RawRouting>,
+    pub pool: Option<RawPool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPool {
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub multiplex: Option<bool>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub max_backend_connections: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub min_idle: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub idle_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub max_lifetime_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub acquire_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub ping_after_idle_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub hold_for_diagnostics_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +117,9 @@ pub(super) struct RawRouting {
     pub backend_retry_ms: Option<u64>,
     #[serde(default, deserialize_with = "opt_u64")]
     pub max_prepared_statements_per_backend: Option<u64>,
+    pub consistency: Option<String>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub consistency_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +130,7 @@ pub(super) struct RawUser {
     pub password_hash: Option<String>,
     #[serde(default, deserialize_with = "opt_u32")]
     pub max_connections: Option<u32>,
+    pub consistency: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -140,8 +140,45 @@ fn defaults() {
             read_only_functions: vec![],
             backend_retry_ms: 5_000,
             max_prepared_statements_per_backend: 256,
+            consistency: crate::config::Consistency::Eventual,
+            consistency_timeout_ms: 1_000,
         }
     );
+    assert!(m.pool.multiplex);
+    assert_eq!(m.pool.max_backend_connections, 200);
+    assert_eq!(m.pool.acquire_timeout_ms, 10_000);
+}
+
+#[test]
+fn pool_and_consistency_settings_are_checked() {
+    let base = "[mysql]\nlisten = \"127.0.0.1:6033\"\n[[mysql.users]]\nuser = \"app\"\npassword = \"p\"\n[[mysql.backends]]\nname = \"db1\"\naddress = \"127.0.0.1:3306\"\nrole = \"primary\"\n";
+    let c = parse(&format!(
+        "{base}[mysql.pool]\nmax_backend_connections = 64\nmultiplex = false\n[mysql.routing]\nconsistency = \"window:250\"\n"
+    ));
+    let m = c.mysql.unwrap();
+    assert_eq!(m.pool.max_backend_connections, 64);
+    assert!(!m.pool.multiplex);
+    assert_eq!(
+        m.routing.consistency,
+        crate::config::Consistency::Window(250)
+    );
+    let e = error(&format!(
+        "{base}[mysql.routing]\nconsistency = \"strong\"\n"
+    ));
+    assert!(
+        e.contains("mysql.routing.consistency") && e.contains("window:<ms>"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "{base}[mysql.pool]\nmax_backend_connections = 0\n"
+    ));
+    assert!(e.contains("mysql.pool.max_backend_connections"), "{e}");
+    let e = error(&format!(
+        "{base}[mysql.pool]\nmax_backend_connections = 4\nmin_idle = 5\n"
+    ));
+    assert!(e.contains("mysql.pool.min_idle"), "{e}");
+    let e = error(&base.replace("password = \"p\"", "password = \"p\"\nconsistency = \"x\""));
+    assert!(e.contains("mysql.users[0].consistency"), "{e}");
 }
 
 #[test]

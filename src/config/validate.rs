@@ -9,14 +9,14 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use super::raw::{
-    RawAdmin, RawBackend, RawBackendTls, RawConfig, RawLog, RawMonitor, RawMysql, RawRouting,
-    RawRuntime, RawTlsFiles, RawUser,
+    RawAdmin, RawBackend, RawBackendTls, RawConfig, RawLog, RawMonitor, RawMysql, RawPool,
+    RawRouting, RawRuntime, RawTlsFiles, RawUser,
 };
 use super::{
     AdminConfig, AuthPlugin, BackendConfig, BackendTls, Config, ConfiguredRole, LogConfig,
     LogFormat, MonitorConfig, MysqlConfig, RoutingConfig, RuntimeConfig, TlsFiles, UserConfig,
 };
-use super::{Balance, PrimaryReads, ReadOnlyTransactions};
+use super::{Balance, Consistency, PoolConfig, PrimaryReads, ReadOnlyTransactions};
 
 // Defaults; `example.toml` shows the same values (a unit test holds them together).
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
@@ -33,6 +33,7 @@ const MAX_ALLOWED_PACKET: u32 = 67_108_864;
 const MAX_ALLOWED_PACKET_RANGE: std::ops::RangeInclusive<u64> = 1024..=1_073_741_824;
 const BACKEND_CONNECT_TIMEOUT_MS: u64 = 3_000;
 const BACKEND_WEIGHT: u32 = 1;
+const POOL_MAX_BACKEND_CONNECTIONS: u64 = 200;
 // Monitor defaults: checks every second like ProxySQL's ping/read_only
 // checks; rise/fall like HAProxy (2 good checks to come back, 3 bad ones to
 // go down), so one lost packet never moves traffic.
@@ -154,7 +155,48 @@ fn mysql(raw: RawMysql, base_dir: Option<&Path>) -> Result<MysqlConfig, Invalid>
             .map(|p| readable_file("mysql.rsa_private_key_file", p, base_dir))
             .transpose()?,
         routing: routing(raw.routing.unwrap_or_default())?,
+        pool: pool(raw.pool.unwrap_or_default())?,
     })
+}
+
+fn pool(raw: RawPool) -> Result<PoolConfig, Invalid> {
+    let ms = |key: &str, v: Option<u64>, default: u64| {
+        at_least_one(&format!("mysql.pool.{key}"), v.unwrap_or(default))
+    };
+    let max = ms(
+        "max_backend_connections",
+        raw.max_backend_connections,
+        POOL_MAX_BACKEND_CONNECTIONS,
+    )?;
+    let min_idle = raw.min_idle.unwrap_or(0);
+    if min_idle > max {
+        return Err(invalid(
+            "mysql.pool.min_idle",
+            format!("must not exceed max_backend_connections ({max})"),
+        ));
+    }
+    Ok(PoolConfig {
+        multiplex: raw.multiplex.unwrap_or(true),
+        max_backend_connections: max as usize,
+        min_idle: min_idle as usize,
+        idle_timeout_ms: ms("idle_timeout_ms", raw.idle_timeout_ms, 60_000)?,
+        max_lifetime_ms: ms("max_lifetime_ms", raw.max_lifetime_ms, 3_600_000)?,
+        acquire_timeout_ms: ms("acquire_timeout_ms", raw.acquire_timeout_ms, 10_000)?,
+        ping_after_idle_ms: raw.ping_after_idle_ms.unwrap_or(10_000),
+        hold_for_diagnostics_ms: raw.hold_for_diagnostics_ms.unwrap_or(2_000),
+    })
+}
+
+fn consistency(field: &str, raw: Option<String>) -> Result<Option<Consistency>, Invalid> {
+    raw.map(|t| {
+        Consistency::parse(&t).ok_or_else(|| {
+            invalid(
+                field,
+                format!("{t:?}: expected \"eventual\", \"session\", \"global\" or \"window:<ms>\""),
+            )
+        })
+    })
+    .transpose()
 }
 
 fn routing(raw: RawRouting) -> Result<RoutingConfig, Invalid> {
@@ -180,6 +222,12 @@ fn routing(raw: RawRouting) -> Result<RoutingConfig, Invalid> {
         backend_retry_ms: at_least_one(
             "mysql.routing.backend_retry_ms",
             raw.backend_retry_ms.unwrap_or(BACKEND_RETRY_MS),
+        )?,
+        consistency: consistency("mysql.routing.consistency", raw.consistency)?
+            .unwrap_or(Consistency::Eventual),
+        consistency_timeout_ms: at_least_one(
+            "mysql.routing.consistency_timeout_ms",
+            raw.consistency_timeout_ms.unwrap_or(1_000),
         )?,
         max_prepared_statements_per_backend: at_least_one(
             "mysql.routing.max_prepared_statements_per_backend",
@@ -297,6 +345,7 @@ fn users(raw: Vec<RawUser>) -> Result<Vec<UserConfig>, Invalid> {
             return Err(invalid(at("max_connections"), "must be at least 1"));
         }
         users.push(UserConfig {
+            consistency: consistency(&at("consistency"), u.consistency)?,
             user: u.user,
             password: u.password,
             password_hash,

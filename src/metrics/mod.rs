@@ -37,6 +37,10 @@ pub const MYSQL_CLIENT_BYTES_SENT_TOTAL: &str = "tandem_mysql_client_bytes_sent_
 pub const MYSQL_BACKEND_CONNECTIONS_TOTAL: &str = "tandem_mysql_backend_connections_total";
 /// Counter {backend}: failed attempts to connect or authenticate to a backend.
 pub const MYSQL_BACKEND_CONNECT_ERRORS_TOTAL: &str = "tandem_mysql_backend_connect_errors_total";
+pub const MYSQL_POOL_TIMEOUTS_TOTAL: &str = "tandem_mysql_pool_acquire_timeouts_total";
+pub const MYSQL_POOL_RESETS_TOTAL: &str = "tandem_mysql_pool_resets_total";
+pub const MYSQL_POOL_CONNECTIONS: &str = "tandem_mysql_pool_connections";
+pub const MYSQL_CONSISTENCY_READS_TOTAL: &str = "tandem_mysql_consistency_reads_total";
 /// Histogram: from a command received to the last byte of its response sent.
 pub const MYSQL_QUERY_DURATION_SECONDS: &str = "tandem_mysql_query_duration_seconds";
 /// Gauge {version}: always 1; the label carries the running version.
@@ -119,6 +123,7 @@ pub struct MysqlMetrics {
     pub client_bytes_received: Counter,
     pub client_bytes_sent: Counter,
     pub query_duration: Histogram,
+    pub pool_resets: Counter,
     /// Indexed by [`command_index`].
     commands: [Counter; COMMAND_LABELS.len()],
     /// Indexed by `RejectReason as usize`.
@@ -197,6 +202,25 @@ pub fn describe() {
         MYSQL_BACKEND_CONNECT_ERRORS_TOTAL,
         Unit::Count,
         "Failed attempts to connect or authenticate to a MySQL backend."
+    );
+    describe_counter!(
+        MYSQL_POOL_TIMEOUTS_TOTAL,
+        Unit::Count,
+        "Statements that waited acquire_timeout_ms for a pooled backend connection and failed."
+    );
+    describe_counter!(
+        MYSQL_POOL_RESETS_TOTAL,
+        Unit::Count,
+        "Pooled connections reset (COM_RESET_CONNECTION) before another session used them."
+    );
+    describe_gauge!(
+        MYSQL_POOL_CONNECTIONS,
+        "Pooled backend connections by backend and state (open, idle, waiting sessions)."
+    );
+    describe_counter!(
+        MYSQL_CONSISTENCY_READS_TOTAL,
+        Unit::Count,
+        "Reads after a write under session/global consistency, by where they ran (replica, replica_waited, primary)."
     );
     describe_counter!(
         MYSQL_ROUTED_TOTAL,
@@ -332,6 +356,7 @@ impl MysqlMetrics {
             client_bytes_received: counter!(MYSQL_CLIENT_BYTES_RECEIVED_TOTAL),
             client_bytes_sent: counter!(MYSQL_CLIENT_BYTES_SENT_TOTAL),
             query_duration: histogram!(MYSQL_QUERY_DURATION_SECONDS),
+            pool_resets: counter!(MYSQL_POOL_RESETS_TOTAL),
             commands: COMMAND_LABELS
                 .map(|label| counter!(MYSQL_COMMANDS_TOTAL, "command" => label)),
             rejected: RejectReason::ALL
@@ -375,6 +400,20 @@ impl MysqlMetrics {
     /// Counter of failed connection attempts to `backend`.
     pub fn backend_connect_error(&self, backend: &str) -> Counter {
         counter!(MYSQL_BACKEND_CONNECT_ERRORS_TOTAL, "backend" => backend.to_owned())
+    }
+
+    pub fn pool_timeout(&self, backend: &str) -> Counter {
+        counter!(MYSQL_POOL_TIMEOUTS_TOTAL, "backend" => backend.to_owned())
+    }
+
+    /// Pool sizes of `backend`, set by the status/metrics refresh.
+    pub fn pool_gauge(&self, backend: &str, state: &'static str) -> Gauge {
+        gauge!(MYSQL_POOL_CONNECTIONS, "backend" => backend.to_owned(), "state" => state)
+    }
+
+    /// A read after a write under session/global consistency ran `where`.
+    pub fn consistency_read(&self, place: &'static str) -> Counter {
+        counter!(MYSQL_CONSISTENCY_READS_TOTAL, "served_by" => place)
     }
 }
 

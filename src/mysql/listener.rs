@@ -17,10 +17,11 @@ use tokio_util::task::TaskTracker;
 
 use super::backend::{self, BackendTls};
 use super::io::{PacketIo, Stream};
+use super::pool::{Pool, PoolStats};
 use super::protocol::auth;
 use super::protocol::err::ServerError;
 use super::session::{self, rsa_keys::RsaKeys};
-use crate::config::{AuthPlugin, MysqlConfig};
+use crate::config::{AuthPlugin, MysqlConfig, PoolConfig};
 use crate::metrics::{MysqlMetrics, RejectReason};
 use crate::topology::Topology;
 use crate::workers::Workers;
@@ -74,6 +75,8 @@ pub struct MysqlShared {
     pub backend_caps: AtomicU32,
     pub shutdown: CancellationToken,
     pub total_sessions: AtomicU64,
+    /// Backend connection pools, one per session worker (see `pool`).
+    pub pools: Vec<Arc<Pool>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,19 @@ pub enum ListenerError {
     Rsa(String),
 }
 
+/// One pool per worker, splitting `max_backend_connections` among them
+/// (each gets at least one).
+fn pools(cfg: &PoolConfig, workers: usize) -> Vec<Arc<Pool>> {
+    let n = workers.max(1);
+    let max = cfg.max_backend_connections;
+    (0..n)
+        .map(|i| {
+            let share = max / n + usize::from(i < max % n);
+            Arc::new(Pool::new(cfg.clone(), share))
+        })
+        .collect()
+}
+
 /// Version announced until the primary has been reached once. The `5.5.5-`
 /// prefix tells MariaDB-aware drivers the real version follows.
 const FALLBACK_VERSION: &str = "5.5.5-10.11.0-MariaDB-tandem";
@@ -96,10 +112,12 @@ const FALLBACK_VERSION: &str = "5.5.5-10.11.0-MariaDB-tandem";
 // === impl MysqlShared ===
 
 impl MysqlShared {
+    /// `workers`: how many session worker threads share the backend cap.
     pub fn new(
         config: Arc<MysqlConfig>,
         topology: Arc<Topology>,
         shutdown: CancellationToken,
+        workers: usize,
     ) -> Result<Arc<MysqlShared>, ListenerError> {
         let users = config
             .users
@@ -154,8 +172,41 @@ impl MysqlShared {
             backend_caps: AtomicU32::new(u32::MAX),
             shutdown,
             total_sessions: AtomicU64::new(0),
+            pools: pools(&config.pool, workers),
             config,
         }))
+    }
+
+    /// The backend connection pool of the calling worker thread.
+    pub fn pool(&self) -> &Arc<Pool> {
+        let i = crate::workers::current().unwrap_or(0);
+        &self.pools[i.min(self.pools.len() - 1)]
+    }
+
+    /// Pool sizes per backend, summed over the workers.
+    pub fn pool_stats(&self) -> HashMap<String, PoolStats> {
+        let mut out: HashMap<String, PoolStats> = HashMap::new();
+        for p in &self.pools {
+            for (name, s) in p.stats() {
+                let e = out.entry(name).or_default();
+                e.open += s.open;
+                e.idle += s.idle;
+                e.waiting += s.waiting;
+                e.max += s.max;
+            }
+        }
+        out
+    }
+
+    /// Publishes the pool sizes as gauges.
+    pub fn export_pool_gauges(&self) {
+        for (backend, s) in self.pool_stats() {
+            self.metrics.pool_gauge(&backend, "open").set(s.open as f64);
+            self.metrics.pool_gauge(&backend, "idle").set(s.idle as f64);
+            self.metrics
+                .pool_gauge(&backend, "waiting")
+                .set(s.waiting as f64);
+        }
     }
 
     /// A fresh tandem connection id (never 0, skipping ids still in use).
@@ -288,6 +339,11 @@ impl MysqlShared {
             "client_connections_total": self.total_sessions.load(Ordering::Relaxed),
             "server_version": **self.server_version.load(),
             "backends": self.topology.to_json(),
+            "pools": self.pool_stats(),
+            "pool": {
+                "multiplex": self.config.pool.multiplex,
+                "max_backend_connections": self.config.pool.max_backend_connections,
+            },
             "routing": {
                 "read_write_split": self.config.routing.read_write_split,
                 "balance": format!("{:?}", self.config.routing.balance),

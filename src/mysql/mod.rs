@@ -5,6 +5,7 @@ pub mod backend;
 pub mod classify;
 pub mod io;
 pub mod listener;
+pub mod pool;
 pub mod protocol;
 pub mod router;
 pub mod session;

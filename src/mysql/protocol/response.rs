@@ -45,6 +45,10 @@ pub struct Outcome {
     pub result_sets: u32,
     /// COM_STMT_PREPARE_OK: statement id, columns, params.
     pub prepared: Option<(u32, u16, u16)>,
+    /// An OK/EOF reported warnings or an AUTO_INCREMENT id: state a client
+    /// may ask about next (SHOW WARNINGS, LAST_INSERT_ID()) on the same
+    /// connection.
+    pub diagnostics: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,18 +314,29 @@ impl Scanner {
         }
     }
 
-    /// Status flags of a 0xFE end-of-rows packet in either protocol variant.
-    fn end_status(&self, payload: &[u8]) -> u16 {
-        if self.deprecate_eof {
-            OkInfo::parse(payload).map(|o| o.status).unwrap_or(0)
+    /// Status flags of a 0xFE end-of-rows packet in either protocol variant
+    /// (noting warnings on the way).
+    fn end_status(&mut self, payload: &[u8]) -> u16 {
+        let (status, warnings) = if self.deprecate_eof {
+            OkInfo::parse(payload).map_or((0, 0), |o| (o.status, o.warnings))
         } else {
-            eof_status(payload).unwrap_or(0)
+            let warnings = payload
+                .get(1..3)
+                .map_or(0, |w| u16::from_le_bytes([w[0], w[1]]));
+            (eof_status(payload).unwrap_or(0), warnings)
+        };
+        if warnings > 0 {
+            self.outcome.diagnostics = true;
         }
+        status
     }
 
     fn end_with_ok(&mut self, payload: &[u8]) {
-        let status = OkInfo::parse(payload).map(|o| o.status).unwrap_or(0);
-        self.after_final(status);
+        let ok = OkInfo::parse(payload).unwrap_or_default();
+        if ok.warnings > 0 || ok.last_insert_id != 0 {
+            self.outcome.diagnostics = true;
+        }
+        self.after_final(ok.status);
     }
 
     fn end_with_err(&mut self) {

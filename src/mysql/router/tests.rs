@@ -20,6 +20,8 @@ fn cfg() -> RoutingConfig {
         read_only_functions: vec![],
         backend_retry_ms: 5000,
         max_prepared_statements_per_backend: 256,
+        consistency: crate::config::Consistency::Eventual,
+        consistency_timeout_ms: 1000,
     }
 }
 

@@ -4,23 +4,26 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Buf;
 
 use super::Session;
-use crate::mysql::backend::{self, BackendConn, BackendError, ConnectParams};
 use crate::mysql::io::PacketError;
+use crate::mysql::pool::PooledConn;
 use crate::mysql::protocol::command::{Expect, COM_QUERY};
 use crate::mysql::protocol::err::ServerError;
 use crate::mysql::protocol::response::{Scanner, Step};
 use crate::mysql::protocol::CapabilityFlags as Cap;
 use crate::topology::Backend;
 
-/// One backend connection of a session.
+/// One backend a session uses, and the pooled connection it holds there
+/// between statements when it must (see `pooling.rs`).
 pub(super) struct Slot {
     pub backend: Arc<Backend>,
-    pub conn: BackendConn,
+    /// The backend's name as the pool keys it.
+    pub pool_name: Arc<str>,
+    /// `None` while the session holds no connection there.
+    pub conn: Option<PooledConn>,
     /// The session-state version (see `state.rs`) this connection has applied.
     pub applied: u64,
 }
@@ -29,11 +32,31 @@ pub(super) struct Slot {
 /// the client's statement was sent, so another backend may be tried.
 pub(super) struct SlotError(pub ServerError);
 
+// === impl Slot ===
+
+impl Slot {
+    pub fn new(backend: Arc<Backend>) -> Slot {
+        Slot {
+            pool_name: Arc::from(backend.name.as_str()),
+            backend,
+            conn: None,
+            applied: 0,
+        }
+    }
+
+    /// The connection; `slot_for` attaches one before a slot index is used.
+    pub fn conn(&mut self) -> &mut PooledConn {
+        self.conn
+            .as_mut()
+            .expect("slot_for attaches a connection before the slot is used")
+    }
+}
+
 // === impl Session ===
 
 impl Session {
-    /// The slot for `backend`, connecting and replaying session state as
-    /// needed. A replica that fails either is dropped from the session (and
+    /// The slot for `backend`, with a connection brought to the session's
+    /// state. A replica that fails either is dropped from the session (and
     /// put aside for `backend_retry_ms` if it failed to connect).
     pub(super) async fn slot_for(&mut self, backend: &Arc<Backend>) -> Result<usize, SlotError> {
         let i = match self
@@ -43,62 +66,38 @@ impl Session {
         {
             Some(i) => i,
             None => {
-                let conn = self.connect(backend).await.map_err(SlotError)?;
-                self.slots.push(Slot {
-                    backend: backend.clone(),
-                    conn,
-                    applied: 0,
-                });
+                self.slots.push(Slot::new(backend.clone()));
                 self.slots.len() - 1
             }
         };
-        if let Err(e) = self.sync(i).await {
+        let attached = if self.slots[i].conn.is_none() {
+            self.attach(i).await
+        } else {
+            Ok(())
+        };
+        let synced = match attached {
+            Ok(()) => self.sync(i).await,
+            Err(e) => Err(SlotError(e)),
+        };
+        if let Err(e) = synced {
+            if let Some(c) = self.slots[i].conn.take() {
+                // Its state is half-replayed or unknown: never pool it.
+                drop(c);
+            }
             if i != 0 {
-                let gone = self.slots.remove(i);
-                self.stmts.forget_backend(&gone.backend.name);
-                self.fix_slot_indexes_after_remove(i);
+                self.forget_slot(i);
             }
             return Err(e);
         }
         Ok(i)
     }
 
-    async fn connect(&self, backend: &Arc<Backend>) -> Result<BackendConn, ServerError> {
-        let params = ConnectParams {
-            backend_name: &backend.name,
-            address: &backend.address,
-            user: &self.user.name,
-            secret: &self.secret,
-            database: self.database.as_deref(),
-            capabilities: self.caps,
-            collation: self.collation,
-            attributes: self.attributes.as_deref(),
-            timeout: Duration::from_millis(self.shared.config.backend_connect_timeout_ms),
-            tls: self.shared.backend_tls.as_ref(),
-            max_packet: self.max_packet.max(1024),
-        };
-        match backend::connect(&params).await {
-            Ok(conn) => {
-                backend.health.mark_up();
-                self.shared
-                    .metrics
-                    .backend_connection(&backend.name)
-                    .increment(1);
-                Ok(conn)
-            }
-            Err(e) => {
-                if !matches!(e, BackendError::Server(_)) {
-                    let retry = Duration::from_millis(self.shared.config.routing.backend_retry_ms);
-                    backend.health.mark_down(Instant::now(), retry);
-                    self.shared
-                        .metrics
-                        .backend_connect_error(&backend.name)
-                        .increment(1);
-                    tracing::warn!(backend = %backend.name, error = %e, "backend connect failed");
-                }
-                Err(e.to_client_error(&backend.name, &backend.address))
-            }
-        }
+    /// Forgets replica slot `i` (its connection, if any, is closed).
+    pub(super) fn forget_slot(&mut self, i: usize) {
+        let gone = self.slots.remove(i);
+        self.stmts.forget_slot(i);
+        drop(gone);
+        self.fix_slot_indexes_after_remove(i);
     }
 
     /// Replays the session-state changes slot `i` has not applied yet.
@@ -143,7 +142,7 @@ impl Session {
         let mut q = Vec::with_capacity(sql.len() + 1);
         q.push(COM_QUERY);
         q.extend_from_slice(sql);
-        let conn = &mut self.slots[i].conn;
+        let conn = self.slots[i].conn();
         conn.io.write_packet(0, &q).await?;
         let deprecate = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
         let mut scanner = Scanner::new(Expect::Results, deprecate);
@@ -184,10 +183,9 @@ impl Session {
             return;
         }
         self.current_slot = Some(i);
-        let slot = &self.slots[i];
-        self.handle
-            .backend_thread
-            .store(slot.conn.thread_id, Ordering::Relaxed);
+        let slot = &mut self.slots[i];
+        let thread = slot.conn().thread_id;
+        self.handle.backend_thread.store(thread, Ordering::Relaxed);
         *self
             .handle
             .backend_name

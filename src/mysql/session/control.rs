@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use super::backends::Slot;
 use super::state::StateLog;
-use super::{connect_primary, AdvanceBy, Session, SessionError};
+use super::{pooling, AdvanceBy, Session, SessionError};
 use crate::mysql::backend::{self, ConnectParams};
 use crate::mysql::io::PacketIo;
-use crate::mysql::protocol::command::{COM_QUERY, COM_QUIT};
+use crate::mysql::protocol::command::COM_QUERY;
 use crate::mysql::protocol::err::{self, ServerError};
 use crate::mysql::protocol::ok::OkInfo;
 use crate::mysql::protocol::wire::Reader;
 use crate::mysql::protocol::CapabilityFlags as Cap;
+use crate::mysql::protocol::StatusFlags;
 
 /// What a `KILL` statement targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,51 +244,38 @@ impl Session {
             return Err(SessionError::Refused(e, seq));
         }
         let collation = req.collation.unwrap_or(self.collation);
-        let attributes = req.attributes.clone().or_else(|| self.attributes.clone());
-        let conn = connect_primary(
-            &self.shared,
-            &user.name,
-            &secret,
-            req.database.as_deref(),
-            self.caps,
-            collation,
-            attributes.as_deref(),
-            self.max_packet,
-        )
-        .await;
-        let (conn, primary) = match conn {
-            Ok(x) => x,
-            Err(e) => {
-                self.shared.release_user_slot(&user.name);
-                return Err(SessionError::Refused(e, seq));
-            }
+        // The old user's connections go back to the pool (reset first if
+        // they hold a transaction or locks); the session starts over as the
+        // new user, like a fresh login.
+        self.return_all().await;
+        let Some(primary) = self.shared.topology.load().primary().cloned() else {
+            self.shared.release_user_slot(&user.name);
+            let e = ServerError::new(
+                err::CR_CONN_HOST_ERROR,
+                "HY000",
+                "tandem: no primary backend is known",
+            );
+            return Err(SessionError::Refused(e, seq));
         };
-        // Every old connection belongs to the old user: close them all.
-        self.status = conn.status;
-        let old = std::mem::replace(
-            &mut self.slots,
-            vec![Slot {
-                backend: primary,
-                conn,
-                applied: 0,
-            }],
-        );
-        for mut s in old {
-            let _ = s.conn.io.write_packet(0, &[COM_QUIT]).await;
-        }
+        self.slots = vec![Slot::new(primary)];
         self.shared.release_user_slot(&self.user.name);
+        self.key = pooling::pool_key(&user.name, self.caps, collation);
+        self.state_owner = pooling::new_owner();
         self.current_slot = None;
-        self.note_current_slot(0);
         self.state = StateLog::default();
         self.stmts.clear();
         self.pinned = None;
         self.ro_txn_slot = None;
         self.last_slot = None;
+        self.hold = None;
+        self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
         self.user = user;
         self.secret = secret;
         self.collation = collation;
-        self.database = req.database;
-        self.attributes = attributes;
+        self.attributes = req.attributes.clone().or_else(|| self.attributes.take());
+        if let Err(e) = self.enter(req.database).await {
+            return Err(SessionError::Refused(e, seq));
+        }
         let ok = OkInfo {
             status: self.status,
             ..Default::default()

@@ -9,6 +9,7 @@
 mod auth;
 mod backends;
 mod control;
+mod pooling;
 mod relay;
 mod route;
 pub mod rsa_keys;
@@ -17,19 +18,19 @@ mod stmts;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use self::backends::Slot;
+use self::backends::{Slot, SlotError};
 use self::state::StateLog;
 use self::stmts::Stmts;
-use super::backend::{self, BackendConn, BackendError, ConnectParams};
 use super::io::{PacketIo, Stream};
 use super::listener::{MysqlShared, SessionHandle, UserEntry};
+use super::pool::PoolKey;
 use super::protocol::auth::Secret;
 use super::protocol::command::{
     self, COM_CHANGE_USER, COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_RESET_CONNECTION,
@@ -38,7 +39,7 @@ use super::protocol::command::{
 };
 use super::protocol::err::{self, ServerError};
 use super::protocol::ok::OkInfo;
-use super::protocol::MAX_PAYLOAD;
+use super::protocol::{StatusFlags, MAX_PAYLOAD};
 use crate::metrics::RejectReason;
 
 /// Why a session ended. Variants that carry an ERR have it sent to the
@@ -89,12 +90,20 @@ pub struct Session {
     /// Capabilities negotiated with the client (and so with the backend).
     caps: u32,
     collation: u8,
-    max_packet: u32,
     database: Option<String>,
     attributes: Option<Vec<u8>>,
     scramble: [u8; 20],
-    /// Backend connections; slot 0 is the primary's.
+    /// The backends this session uses and the pooled connections it holds
+    /// there; slot 0 is the primary's.
     slots: Vec<Slot>,
+    /// Which pooled connections fit this session (user, capabilities).
+    key: Arc<PoolKey>,
+    /// This session's state-log identity for pooled connections; renewed
+    /// when the state is reset (see `pooling.rs`).
+    state_owner: u64,
+    /// A connection kept for the next statement (slot, until): the last one
+    /// left diagnostics the client may ask for.
+    hold: Option<(usize, Instant)>,
     /// SET/USE statements to replay on the other backends.
     state: StateLog,
     /// Why the session is kept on the primary, if it is.
@@ -200,84 +209,95 @@ async fn send_final_error(io: &mut PacketIo, e: &SessionError) {
 // === impl Session ===
 
 impl Session {
-    /// Opens the backend connection for a logged-in client and sends the
-    /// final OK (or the backend's refusal).
+    /// Brings a logged-in client's session up: a primary connection from
+    /// the pool (no backend handshake when one is idle) with the requested
+    /// database selected, then the final OK (or the backend's refusal).
     async fn start(
         shared: &Arc<MysqlShared>,
         handle: Arc<SessionHandle>,
-        mut io: PacketIo,
+        io: PacketIo,
         login: auth::Login,
         client_ip: String,
     ) -> Option<Session> {
         let hello = login.hello;
-        let caps = hello.capabilities;
-        let conn = connect_primary(
-            shared,
-            &login.user.name,
-            &login.secret,
-            hello.database.as_deref(),
-            caps,
-            hello.collation,
-            hello.attributes.as_deref(),
-            hello.max_packet,
-        )
-        .await;
-        let (backend, primary) = match conn {
-            Ok(x) => x,
-            Err(e) => {
-                shared
-                    .metrics
-                    .rejected(RejectReason::BackendUnavailable)
-                    .increment(1);
-                let _ = io.write_packet(login.seq, &e.encode()).await;
-                return None;
-            }
-        };
-        handle
-            .backend_thread
-            .store(backend.thread_id, Ordering::Relaxed);
-        *handle
-            .backend_name
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = primary.name.clone();
-        let ok = OkInfo {
-            status: backend.status,
-            ..Default::default()
-        };
-        if io.write_packet(login.seq, &ok.encode()).await.is_err() {
+        let Some(primary) = shared.topology.load().primary().cloned() else {
+            let mut io = io;
+            let e = ServerError::new(
+                err::CR_CONN_HOST_ERROR,
+                "HY000",
+                "tandem: no primary backend is known",
+            );
+            let _ = io.write_packet(login.seq, &e.encode()).await;
             return None;
-        }
+        };
         let idle = Duration::from_millis(shared.config.client_idle_timeout_ms);
         let now = Instant::now();
-        Some(Session {
+        let mut session = Session {
             last_active: now,
             idle_timer: Box::pin(tokio::time::sleep_until((now + idle).into())),
             killed: Box::pin(handle.kill.clone().cancelled_owned()),
             shared: shared.clone(),
-            status: backend.status,
+            status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
             handle,
             client: io,
             client_ip,
+            key: pooling::pool_key(&login.user.name, hello.capabilities, hello.collation),
+            state_owner: pooling::new_owner(),
+            hold: None,
             user: login.user,
             secret: login.secret,
-            caps,
+            caps: hello.capabilities,
             collation: hello.collation,
-            max_packet: hello.max_packet,
-            database: hello.database,
+            database: None,
             attributes: hello.attributes,
             scramble: login.scramble,
-            slots: vec![Slot {
-                backend: primary,
-                conn: backend,
-                applied: 0,
-            }],
+            slots: vec![Slot::new(primary)],
             state: StateLog::default(),
             pinned: None,
             ro_txn_slot: None,
             last_slot: None,
-            current_slot: Some(0),
+            current_slot: None,
             stmts: Stmts::default(),
-        })
+        };
+        if let Err(e) = session.enter(hello.database).await {
+            shared
+                .metrics
+                .rejected(RejectReason::BackendUnavailable)
+                .increment(1);
+            let _ = session.client.write_packet(login.seq, &e.encode()).await;
+            return None;
+        }
+        let ok = OkInfo {
+            status: session.status,
+            ..Default::default()
+        };
+        if session
+            .client
+            .write_packet(login.seq, &ok.encode())
+            .await
+            .is_err()
+        {
+            return None;
+        }
+        session.release_conns();
+        Some(session)
+    }
+
+    /// Takes a primary connection for a session that starts (login or
+    /// COM_CHANGE_USER) and selects `database` on it: a wrong or forbidden
+    /// database fails here, with the server's error, as it would directly.
+    async fn enter(&mut self, database: Option<String>) -> Result<(), ServerError> {
+        if let Some(db) = &database {
+            self.state.record_database(db);
+        }
+        self.database = database;
+        match self.primary_slot_inner().await {
+            Ok(i) => {
+                self.note_current_slot(i);
+                Ok(())
+            }
+            Err(SlotError(e)) => Err(e),
+        }
     }
 
     async fn command_loop(&mut self) -> Result<(), SessionError> {
@@ -302,6 +322,8 @@ impl Session {
                 return Err(SessionError::Refused(ServerError::packet_too_large(), 1));
             }
             let cmd = self.client.rbuf[4];
+            // A held connection serves this one statement, then is released.
+            self.hold = None;
             self.shared.metrics.command(cmd).increment(1);
             self.shared
                 .metrics
@@ -338,6 +360,7 @@ impl Session {
                 }
                 Err(e) => return Err(e),
             }
+            self.release_conns();
             self.shared
                 .metrics
                 .query_duration
@@ -365,9 +388,15 @@ impl Session {
                 relay::fill_within(&mut self.client, timeout).await?;
                 continue;
             }
+            let hold_until = self.hold.map(|(_, until)| until);
             tokio::select! {
                 biased;
                 r = self.client.fill() => r.map_err(SessionError::from_packet)?,
+                _ = tokio::time::sleep_until(hold_until.unwrap_or(self.last_active).into()), if hold_until.is_some() => {
+                    // The client did not ask for the diagnostics in time.
+                    self.hold = None;
+                    self.release_conns();
+                }
                 _ = &mut self.idle_timer => {
                     let idle = Duration::from_millis(self.shared.config.client_idle_timeout_ms);
                     let deadline = self.last_active + idle;
@@ -414,11 +443,9 @@ impl Session {
     /// A replica connection broke: put the backend aside and forget the slot.
     pub(super) fn drop_lost_replica(&mut self, slot: usize) {
         let backend = self.slots[slot].backend.clone();
-        self.stmts.forget_backend(&backend.name);
         let retry = Duration::from_millis(self.shared.config.routing.backend_retry_ms);
         backend.health.mark_down(Instant::now(), retry);
-        self.slots.remove(slot);
-        self.fix_slot_indexes_after_remove(slot);
+        self.forget_slot(slot);
         self.current_slot = None;
         tracing::warn!(backend = %backend.name, "replica lost before answering; retrying elsewhere");
     }
@@ -432,17 +459,27 @@ impl Session {
             .relay(slot, COM_RESET_CONNECTION, command::Expect::Single, len)
             .await?;
         if !outcome.error {
-            for s in self.slots.drain(1..) {
-                let mut conn = s.conn;
-                let _ = conn.io.write_packet(0, &[COM_QUIT]).await;
+            // Replica connections keep the old state: the pool resets them
+            // before anyone uses them again.
+            for mut s in self.slots.drain(1..) {
+                if let Some(mut c) = s.conn.take() {
+                    c.fingerprint = crate::mysql::pool::DIRTY;
+                    c.owner = 0;
+                    self.shared.pool().release(c);
+                }
             }
-            // The server dropped the session's prepared statements.
+            // The server dropped the connection's prepared statements and
+            // state; the database stays selected.
+            let conn = self.slots[slot].conn();
+            conn.stmts.clear();
             self.stmts.clear();
             self.state.clear();
+            self.state_owner = pooling::new_owner();
             if let Some(db) = self.database.clone() {
                 self.state.record_database(&db);
             }
-            self.slots[0].applied = self.state.version();
+            self.slots[slot].applied = self.state.version();
+            self.hold = None;
             self.pinned = None;
             self.ro_txn_slot = None;
             self.last_slot = None;
@@ -506,66 +543,9 @@ impl Session {
         if let Err(e) = &end {
             tracing::debug!(id = self.handle.id, error = %e, "session ended");
         }
-        // Tell the backends politely so they do not log aborted connections.
-        for slot in &mut self.slots {
-            let _ = slot.conn.io.write_packet(0, &[COM_QUIT]).await;
-        }
-    }
-}
-
-/// Opens a backend connection to the current primary for a session.
-#[allow(clippy::too_many_arguments)]
-async fn connect_primary(
-    shared: &MysqlShared,
-    user: &str,
-    secret: &Secret,
-    database: Option<&str>,
-    caps: u32,
-    collation: u8,
-    attributes: Option<&[u8]>,
-    max_packet: u32,
-) -> Result<(BackendConn, Arc<crate::topology::Backend>), ServerError> {
-    let snap = shared.topology.load();
-    let Some(primary) = snap.primary() else {
-        return Err(ServerError::new(
-            err::CR_CONN_HOST_ERROR,
-            "HY000",
-            "tandem: no primary backend is known",
-        ));
-    };
-    let params = ConnectParams {
-        backend_name: &primary.name,
-        address: &primary.address,
-        user,
-        secret,
-        database,
-        capabilities: caps,
-        collation,
-        attributes,
-        timeout: Duration::from_millis(shared.config.backend_connect_timeout_ms),
-        tls: shared.backend_tls.as_ref(),
-        max_packet: max_packet.max(1024),
-    };
-    match backend::connect(&params).await {
-        Ok(conn) => {
-            shared
-                .metrics
-                .backend_connection(&primary.name)
-                .increment(1);
-            shared.note_backend_version(&conn.version);
-            primary.health.mark_up();
-            Ok((conn, primary.clone()))
-        }
-        Err(e) => {
-            if !matches!(e, BackendError::Server(_)) {
-                shared
-                    .metrics
-                    .backend_connect_error(&primary.name)
-                    .increment(1);
-                tracing::warn!(backend = %primary.name, error = %e, "backend connect failed");
-            }
-            Err(e.to_client_error(&primary.name, &primary.address))
-        }
+        // Connections go back to the pool, reset first if this session
+        // left a transaction, locks or temporary tables on them.
+        self.return_all().await;
     }
 }
 

@@ -69,7 +69,7 @@ impl Session {
         let mut scanner = Scanner::new(expect, deprecate_eof);
         let mut relayed = 0usize;
         loop {
-            let conn = &mut self.slots[slot].conn;
+            let conn = self.slots[slot].conn();
             let (n, step) = scanner.scan(&conn.io.rbuf);
             if let (Some(id), true) = (prepare_id, n >= 9) {
                 // The first packet is whole (it is never streamed): put the
@@ -104,7 +104,7 @@ impl Session {
                 }
                 Step::NeedMore => {}
             }
-            if let Err(e) = self.slots[slot].conn.io.fill().await {
+            if let Err(e) = self.slots[slot].conn().io.fill().await {
                 if relayed == 0
                     && unconsumed.is_some()
                     && slot != 0
@@ -153,7 +153,7 @@ impl Session {
     ) -> Result<Option<usize>, SessionError> {
         if len < MAX_PAYLOAD {
             let n = 4 + len;
-            let conn = &mut self.slots[slot].conn;
+            let conn = self.slots[slot].conn();
             let bytes = packet.as_deref().unwrap_or(&self.client.rbuf[..n]);
             if let Err(e) = conn.io.stream.write_all(bytes).await {
                 if slot != 0 && self.ro_txn_slot != Some(slot) {
@@ -211,7 +211,7 @@ impl Session {
             let take = left.min(self.client.rbuf.len());
             if take > 0 {
                 if let Err(e) = self.slots[slot]
-                    .conn
+                    .conn()
                     .io
                     .stream
                     .write_all(&self.client.rbuf[..take])

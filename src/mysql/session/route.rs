@@ -28,6 +28,8 @@ pub(super) struct After {
     unlock_tables: bool,
     /// This statement starts a read-only transaction on its (replica) slot.
     read_only_transaction: bool,
+    /// SQL_CALC_FOUND_ROWS: keep the connection for the FOUND_ROWS() after it.
+    pub hold: bool,
 }
 
 /// Pin reasons (shown in logs and /status).
@@ -86,13 +88,35 @@ impl Session {
 
     /// The primary's slot (always 0), brought to the session's state.
     pub(super) async fn primary_slot(&mut self) -> Result<usize, SessionError> {
-        let primary = self.slots[0].backend.clone();
-        match self.slot_for(&primary).await {
+        match self.primary_slot_inner().await {
             Ok(i) => Ok(i),
-            // The primary is unreachable, or refused the session's own state
-            // (a replayed SET): nothing else can serve it; end with that error.
-            Err(SlotError(e)) => Err(SessionError::Refused(e, 1)),
+            // The primary is unreachable, its pool is exhausted, or it
+            // refused the session's own state (a replayed SET): this
+            // statement fails with that error; the session goes on.
+            Err(SlotError(e)) => Err(SessionError::StatementFailed(e)),
         }
+    }
+
+    /// The primary's slot (0). While the session holds no connection there,
+    /// it follows the topology: after a failover or switchover the next
+    /// statement goes to the new primary.
+    pub(super) async fn primary_slot_inner(&mut self) -> Result<usize, SlotError> {
+        if self.slots[0].conn.is_none() {
+            let snap = self.shared.topology.load();
+            if let Some(p) = snap.primary() {
+                if p.name != self.slots[0].backend.name {
+                    self.slots[0] = super::backends::Slot::new(p.clone());
+                    self.stmts.connection_lost(0);
+                }
+            }
+        }
+        let primary = self.slots[0].backend.clone();
+        self.slot_for(&primary).await
+    }
+
+    /// Slot 0 is always the primary's.
+    pub(super) fn is_primary_slot(&self, i: usize) -> bool {
+        i == 0
     }
 
     /// Turns an intent into a slot, trying other backends when one cannot be
@@ -179,6 +203,11 @@ impl Session {
         if let Some(reason) = after.pin {
             self.pin(reason);
         }
+        if outcome.diagnostics || after.hold {
+            let hold =
+                std::time::Duration::from_millis(self.shared.config.pool.hold_for_diagnostics_ms);
+            self.hold = Some((slot, Instant::now() + hold));
+        }
         if after.unlock_tables && self.pinned == Some(PIN_LOCK_TABLES) {
             self.pinned = None;
         }
@@ -238,6 +267,7 @@ fn after_for(c: &Classification, sql: &[u8]) -> After {
         } => a.read_only_transaction = true,
         _ => {}
     }
+    a.hold = f.contains(Flags::CALC_FOUND_ROWS);
     if a.pin.is_none() {
         a.pin = if f.contains(Flags::MULTI_STATEMENT) {
             Some(PIN_MULTI)

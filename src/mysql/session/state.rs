@@ -16,6 +16,9 @@ pub const MAX_ENTRIES: usize = 256;
 pub struct StateLog {
     entries: Vec<Entry>,
     version: u64,
+    /// Fingerprint of `entries`, kept current by every change: pooled
+    /// connections compare it on every borrow and return.
+    fingerprint: u64,
 }
 
 #[derive(Debug)]
@@ -37,6 +40,7 @@ impl StateLog {
         let key = keys(sql).join("\u{1}");
         self.entries.retain(|e| e.key != key);
         if self.entries.len() >= MAX_ENTRIES {
+            self.refresh_fingerprint();
             return false;
         }
         self.version += 1;
@@ -45,6 +49,7 @@ impl StateLog {
             sql: sql.to_vec(),
             version: self.version,
         });
+        self.refresh_fingerprint();
         true
     }
 
@@ -58,6 +63,27 @@ impl StateLog {
         self.version
     }
 
+    /// A hash of the effective state (the statements a fresh connection
+    /// needs, in order): equal logs give equal fingerprints whatever their
+    /// versions. An empty log is [`FRESH`](crate::mysql::pool::FRESH).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    fn refresh_fingerprint(&mut self) {
+        use std::hash::{Hash, Hasher};
+        self.fingerprint = if self.entries.is_empty() {
+            crate::mysql::pool::FRESH
+        } else {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for e in &self.entries {
+                e.sql.hash(&mut h);
+            }
+            // Keep clear of the two reserved values.
+            h.finish().clamp(1, u64::MAX - 1)
+        };
+    }
+
     /// Statements newer than `applied`, in the order they happened.
     pub fn pending(&self, applied: u64) -> impl Iterator<Item = (&[u8], u64)> {
         self.entries
@@ -69,6 +95,7 @@ impl StateLog {
     pub fn clear(&mut self) {
         self.entries.clear();
         self.version += 1;
+        self.refresh_fingerprint();
     }
 
     #[cfg(test)]

@@ -1,29 +1,37 @@
-//! Prepared statements (binary protocol) across backends.
+//! Prepared statements (binary protocol) across backends and pooled
+//! connections.
 //!
 //! Clients see tandem's statement ids. A statement is prepared on the
 //! primary when the client prepares it (so the client gets the primary's
-//! metadata and errors), and lazily on a replica the first time an execute
-//! is routed there. Each backend has its own id for it; parameter types sent
-//! once by the client are kept and re-sent to a backend that has not seen
-//! them. SEND_LONG_DATA pins the next execute to the primary, where the data
-//! went; CLOSE and RESET reach every backend that has the statement.
+//! metadata and errors). Backend statements belong to connections, not to
+//! sessions: each pooled connection keeps a cache by SQL text
+//! (`pool/conn.rs`), so a statement is prepared on a connection once and then
+//! executed there by any session, and a session that gets another connection
+//! (multiplexing, or a replica) prepares it there lazily. Parameter types
+//! sent once by the client are kept and re-sent to a backend statement that
+//! last saw other types. SEND_LONG_DATA and an open cursor keep the session
+//! on its connection until the statement is executed, reset or closed.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Buf;
 
 use super::relay::RelayOpts;
 use super::route::After;
 use super::{Session, SessionError};
+use crate::mysql::backend::BackendConn;
 use crate::mysql::classify::{self, Classification};
-use crate::mysql::io::frame_into;
+use crate::mysql::io::{frame_into, PacketError};
+use crate::mysql::pool::conn_close_packet;
 use crate::mysql::protocol::command::{
-    Expect, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET,
+    Expect, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET,
     COM_STMT_SEND_LONG_DATA,
 };
 use crate::mysql::protocol::err::ServerError;
-use crate::mysql::protocol::response::{Scanner, Step};
-use crate::mysql::protocol::{CapabilityFlags as Cap, MAX_PAYLOAD};
+use crate::mysql::protocol::ok::OkInfo;
+use crate::mysql::protocol::response::{Outcome, Scanner, Step};
+use crate::mysql::protocol::{CapabilityFlags as Cap, StatusFlags, MAX_PAYLOAD};
 use crate::mysql::router::{self, Intent, Reason};
 
 /// MariaDB: statement id -1 means "the last one prepared".
@@ -32,24 +40,14 @@ const LAST_PREPARED: u32 = u32::MAX;
 /// One client-visible prepared statement.
 pub(super) struct Stmt {
     class: Classification,
-    sql: Vec<u8>,
+    sql: Arc<[u8]>,
     params: u16,
     /// The parameter types (2 bytes each) from the last execute that sent them.
     types: Option<Vec<u8>>,
-    /// Where it is prepared: backend name, that backend's id, types sent there.
-    on: Vec<OnBackend>,
-    /// SEND_LONG_DATA went to the primary since the last execute.
-    long_data: bool,
-    /// The backend holding the open cursor, for COM_STMT_FETCH.
-    cursor_on: Option<String>,
-    /// Use tick, for closing the least recently used on a full backend.
-    last_used: u64,
-}
-
-struct OnBackend {
-    backend: String,
-    id: u32,
-    types_sent: bool,
+    /// The slot whose connection got SEND_LONG_DATA since the last execute.
+    long_data: Option<usize>,
+    /// The slot whose connection holds this statement's open cursor.
+    cursor: Option<usize>,
 }
 
 /// The session's prepared statements.
@@ -58,7 +56,6 @@ pub(super) struct Stmts {
     map: HashMap<u32, Stmt>,
     next: u32,
     last: Option<u32>,
-    tick: u64,
 }
 
 // === impl Stmts ===
@@ -72,19 +69,37 @@ impl Stmts {
         }
     }
 
-    fn touch(&mut self, id: u32) {
-        self.tick += 1;
-        if let Some(s) = self.map.get_mut(&id) {
-            s.last_used = self.tick;
+    /// True while a statement's long data or cursor lives on a connection.
+    pub fn holds_connection(&self) -> bool {
+        self.map
+            .values()
+            .any(|s| s.long_data.is_some() || s.cursor.is_some())
+    }
+
+    /// Slot `i` was removed: what lived on its connection is gone, and the
+    /// slots after it moved down by one.
+    pub fn forget_slot(&mut self, i: usize) {
+        let fix = |x: &mut Option<usize>| {
+            *x = match *x {
+                Some(j) if j == i => None,
+                Some(j) if j > i => Some(j - 1),
+                other => other,
+            }
+        };
+        for s in self.map.values_mut() {
+            fix(&mut s.long_data);
+            fix(&mut s.cursor);
         }
     }
 
-    /// A backend connection went away: its statement ids are gone with it.
-    pub fn forget_backend(&mut self, backend: &str) {
+    /// Slot `i`'s connection broke or was replaced.
+    pub fn connection_lost(&mut self, i: usize) {
         for s in self.map.values_mut() {
-            s.on.retain(|o| o.backend != backend);
-            if s.cursor_on.as_deref() == Some(backend) {
-                s.cursor_on = None;
+            if s.long_data == Some(i) {
+                s.long_data = None;
+            }
+            if s.cursor == Some(i) {
+                s.cursor = None;
             }
         }
     }
@@ -110,6 +125,27 @@ fn unknown_statement(id: u32, what: &str) -> ServerError {
     )
 }
 
+/// Runs one command of tandem's own on `conn` and reads its whole response.
+pub(super) async fn command_on(
+    conn: &mut BackendConn,
+    packet: &[u8],
+    expect: Expect,
+    deprecate_eof: bool,
+) -> Result<Outcome, PacketError> {
+    conn.io.write_packet(0, packet).await?;
+    let mut scanner = Scanner::new(expect, deprecate_eof);
+    loop {
+        let (n, step) = scanner.scan(&conn.io.rbuf);
+        conn.io.rbuf.advance(n);
+        match step {
+            Step::Done => return Ok(scanner.outcome()),
+            // tandem never sends LOAD DATA LOCAL itself: refuse the file.
+            Step::LocalInfile => conn.io.write_packet(2, &[]).await.map(|_| ())?,
+            Step::NeedMore => conn.io.fill().await?,
+        }
+    }
+}
+
 // === impl Session ===
 
 impl Session {
@@ -119,7 +155,7 @@ impl Session {
             self.discard_command(len).await?;
             return self.reply_error(1, &ServerError::packet_too_large()).await;
         }
-        let sql = self.client.rbuf[5..4 + len].to_vec();
+        let sql: Arc<[u8]> = Arc::from(&self.client.rbuf[5..4 + len]);
         let class = classify::classify(&sql, &self.classify_options());
         self.stmts.next = self.stmts.next.wrapping_add(1).max(1);
         let id = self.stmts.next;
@@ -132,26 +168,33 @@ impl Session {
             .relay_with(slot, COM_STMT_PREPARE, Expect::Prepare, len, opts)
             .await?;
         if let (Some((backend_id, _, params)), false) = (outcome.prepared, outcome.error) {
+            self.cache_prepared(slot, sql.clone(), backend_id).await;
             let stmt = Stmt {
                 class,
                 sql,
                 params,
                 types: None,
-                on: vec![OnBackend {
-                    backend: self.slots[slot].backend.name.clone(),
-                    id: backend_id,
-                    types_sent: false,
-                }],
-                long_data: false,
-                cursor_on: None,
-                last_used: 0,
+                long_data: None,
+                cursor: None,
             };
             self.stmts.map.insert(id, stmt);
-            self.stmts.touch(id);
-            self.evict_if_full(slot, id).await;
             self.stmts.last = Some(id);
         }
         Ok(())
+    }
+
+    /// Records a backend statement in slot `slot`'s connection cache,
+    /// closing what the cache lets go.
+    async fn cache_prepared(&mut self, slot: usize, sql: Arc<[u8]>, backend_id: u32) {
+        let cap = self
+            .shared
+            .config
+            .routing
+            .max_prepared_statements_per_backend;
+        let conn = self.slots[slot].conn();
+        for old in conn.stmts.insert(sql, backend_id, cap) {
+            let _ = conn.io.write_packet(0, &conn_close_packet(old)).await;
+        }
     }
 
     /// COM_STMT_EXECUTE: routed like the statement's text would be.
@@ -165,21 +208,23 @@ impl Session {
                 "mysqld_stmt_execute",
             )));
         };
-        let mut intent = if stmt.long_data || len >= MAX_PAYLOAD {
-            Intent::Primary(Reason::SessionState)
-        } else {
-            router::decide(
+        let mut intent = match stmt.long_data {
+            // The long data waits on that connection.
+            Some(slot) => {
+                Intent::Backend(self.slots[slot].backend.name.clone(), Reason::SessionState)
+            }
+            None if len >= MAX_PAYLOAD => Intent::Primary(Reason::SessionState),
+            None => router::decide(
                 &stmt.class,
                 &self.session_view(),
                 &self.shared.config.routing,
-            )
+            ),
         };
         let cursor = self.client.rbuf.get(9).is_some_and(|&f| f != 0);
-        self.stmts.touch(id);
         loop {
             let (slot, reason) = self.resolve(intent.clone()).await?;
             let Some(backend_id) = self.ensure_prepared(slot, id).await else {
-                if slot == 0 {
+                if self.is_primary_slot(slot) {
                     return Err(self.statement_lost(id));
                 }
                 // The replica refused the statement: run it on the primary.
@@ -207,194 +252,148 @@ impl Session {
                 }
                 other => other?,
             };
-            let name = self.slots[slot].backend.name.clone();
+            let open_cursor = cursor
+                && !outcome.error
+                && outcome.status & StatusFlags::SERVER_STATUS_CURSOR_EXISTS.bits() != 0;
             if let Some(stmt) = self.stmts.map.get_mut(&id) {
-                stmt.long_data = false;
-                if cursor {
-                    stmt.cursor_on = Some(name);
-                }
+                stmt.long_data = None;
+                stmt.cursor = open_cursor.then_some(slot);
             }
             self.after_statement(slot, &outcome, After::default());
             return Ok(());
         }
     }
 
-    /// COM_STMT_SEND_LONG_DATA: to the primary (the execute will follow it).
+    /// COM_STMT_SEND_LONG_DATA: to the primary (the execute will follow it
+    /// on the same connection).
     pub(super) async fn stmt_send_long_data(&mut self, len: usize) -> Result<(), SessionError> {
         let id = self
             .stmts
             .resolve(stmt_id(&self.client.rbuf[4..4 + len.min(9)]));
-        if !self.stmts.map.contains_key(&id) {
+        let Some(stmt) = self.stmts.map.get(&id) else {
             // No response is expected: like the server, drop it silently.
             return self.discard_command(len).await;
-        }
-        let slot = self.primary_slot().await?;
+        };
+        let slot = match stmt.long_data {
+            Some(slot) => slot,
+            None => self.primary_slot().await?,
+        };
         let Some(backend_id) = self.ensure_prepared(slot, id).await else {
             return self.discard_command(len).await;
         };
         self.patch_stmt_id(backend_id).await?;
         if let Some(stmt) = self.stmts.map.get_mut(&id) {
-            stmt.long_data = true;
+            stmt.long_data = Some(slot);
         }
         self.relay(slot, COM_STMT_SEND_LONG_DATA, Expect::Nothing, len)
             .await?;
         Ok(())
     }
 
-    /// COM_STMT_CLOSE: closed on every backend that has it; no response.
+    /// COM_STMT_CLOSE: no response. The backend statement stays in its
+    /// connection's cache for other sessions, unless it holds this
+    /// session's cursor or long data: then it is closed there.
     pub(super) async fn stmt_close(&mut self, len: usize) -> Result<(), SessionError> {
         let id = self
             .stmts
             .resolve(stmt_id(&self.client.rbuf[4..4 + len.min(9)]));
         self.discard_command(len).await?;
-        if let Some(stmt) = self.stmts.map.remove(&id) {
-            for on in stmt.on {
-                if let Some(slot) = self.slots.iter_mut().find(|s| s.backend.name == on.backend) {
-                    let mut p = vec![COM_STMT_CLOSE];
-                    p.extend_from_slice(&on.id.to_le_bytes());
-                    let _ = slot.conn.io.write_packet(0, &p).await;
+        let Some(stmt) = self.stmts.map.remove(&id) else {
+            return Ok(());
+        };
+        if let Some(slot) = stmt.cursor.or(stmt.long_data) {
+            if let Some(conn) = self.slots.get_mut(slot).and_then(|s| s.conn.as_mut()) {
+                if let Some(backend_id) = conn.stmts.remove(&stmt.sql) {
+                    let _ = conn
+                        .io
+                        .write_packet(0, &conn_close_packet(backend_id))
+                        .await;
                 }
             }
         }
         Ok(())
     }
 
-    /// COM_STMT_RESET: reset everywhere; the client gets the last answer.
+    /// COM_STMT_RESET: reaches the connection holding the statement's
+    /// cursor or long data; with neither, there is nothing to reset on any
+    /// backend and tandem answers OK itself.
     pub(super) async fn stmt_reset(&mut self, len: usize) -> Result<(), SessionError> {
         let id = self
             .stmts
             .resolve(stmt_id(&self.client.rbuf[4..4 + len.min(9)]));
-        let targets: Vec<(String, u32)> = match self.stmts.map.get_mut(&id) {
-            Some(stmt) => {
-                stmt.long_data = false;
-                stmt.cursor_on = None;
-                stmt.on.iter().map(|o| (o.backend.clone(), o.id)).collect()
-            }
-            None => Vec::new(),
-        };
-        let Some(((last_backend, last_id), others)) = targets.split_last() else {
+        let Some(stmt) = self.stmts.map.get_mut(&id) else {
             return Err(SessionError::StatementFailed(unknown_statement(
                 id,
                 "mysqld_stmt_reset",
             )));
         };
-        for (backend, bid) in others {
-            if let Some(i) = self.slots.iter().position(|s| &s.backend.name == backend) {
-                let mut p = vec![COM_STMT_RESET];
-                p.extend_from_slice(&bid.to_le_bytes());
-                if self.internal_command(i, &p, Expect::Single).await.is_err() {
-                    return Err(self.statement_lost(id));
-                }
-            }
-        }
-        let Some(slot) = self
-            .slots
-            .iter()
-            .position(|s| &s.backend.name == last_backend)
-        else {
-            return Err(self.statement_lost(id));
+        let target = stmt.cursor.or(stmt.long_data);
+        stmt.cursor = None;
+        stmt.long_data = None;
+        let sql = stmt.sql.clone();
+        let on = target.and_then(|slot| {
+            let conn = self.slots.get_mut(slot)?.conn.as_mut()?;
+            Some((slot, conn.stmts.get(&sql)?.id))
+        });
+        let Some((slot, backend_id)) = on else {
+            self.discard_command(len).await?;
+            let ok = OkInfo {
+                status: self.status,
+                ..Default::default()
+            };
+            return self.reply_ok(&ok).await;
         };
-        if len >= 5 {
-            self.patch_stmt_id(*last_id).await?;
-        }
+        self.patch_stmt_id(backend_id).await?;
         self.relay(slot, COM_STMT_RESET, Expect::Single, len)
             .await?;
         Ok(())
     }
 
-    /// COM_STMT_FETCH: to the backend that holds the cursor.
+    /// COM_STMT_FETCH: to the connection that holds the cursor.
     pub(super) async fn stmt_fetch(&mut self, len: usize) -> Result<(), SessionError> {
         let id = self
             .stmts
             .resolve(stmt_id(&self.client.rbuf[4..4 + len.min(9)]));
         let target = self.stmts.map.get(&id).and_then(|s| {
-            let backend = s.cursor_on.as_ref()?;
-            let on = s.on.iter().find(|o| &o.backend == backend)?;
-            Some((backend.clone(), on.id))
+            let slot = s.cursor?;
+            let conn = self.slots.get_mut(slot)?.conn.as_mut()?;
+            Some((slot, conn.stmts.get(&s.sql)?.id))
         });
-        let slot = target
-            .as_ref()
-            .and_then(|(b, _)| self.slots.iter().position(|s| &s.backend.name == b));
-        let (Some((_, bid)), Some(slot)) = (target, slot) else {
+        let Some((slot, backend_id)) = target else {
             return Err(SessionError::StatementFailed(unknown_statement(
                 id,
                 "mysqld_stmt_fetch",
             )));
         };
         if len >= 5 {
-            self.patch_stmt_id(bid).await?;
+            self.patch_stmt_id(backend_id).await?;
         }
-        self.relay(slot, COM_STMT_FETCH, Expect::Fetch, len).await?;
+        let outcome = self.relay(slot, COM_STMT_FETCH, Expect::Fetch, len).await?;
+        if outcome.error || outcome.status & StatusFlags::SERVER_STATUS_LAST_ROW_SENT.bits() != 0 {
+            if let Some(stmt) = self.stmts.map.get_mut(&id) {
+                stmt.cursor = None;
+            }
+        }
         Ok(())
     }
 
-    /// The statement's id on slot `slot`, preparing it there first if needed.
+    /// The statement's id on slot `slot`'s connection, preparing it there
+    /// first if needed.
     async fn ensure_prepared(&mut self, slot: usize, id: u32) -> Option<u32> {
-        let name = self.slots[slot].backend.name.clone();
-        let stmt = self.stmts.map.get(&id)?;
-        if let Some(on) = stmt.on.iter().find(|o| o.backend == name) {
-            return Some(on.id);
+        let sql = self.stmts.map.get(&id)?.sql.clone();
+        if let Some(c) = self.slots[slot].conn().stmts.get(&sql) {
+            return Some(c.id);
         }
-        let mut p = Vec::with_capacity(stmt.sql.len() + 1);
+        let mut p = Vec::with_capacity(sql.len() + 1);
         p.push(COM_STMT_PREPARE);
-        p.extend_from_slice(&stmt.sql);
-        let outcome = self
-            .internal_command(slot, &p, Expect::Prepare)
+        p.extend_from_slice(&sql);
+        let deprecate = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
+        let outcome = command_on(self.slots[slot].conn(), &p, Expect::Prepare, deprecate)
             .await
             .ok()?;
         let (backend_id, _, _) = outcome.prepared.filter(|_| !outcome.error)?;
-        self.stmts.map.get_mut(&id)?.on.push(OnBackend {
-            backend: name,
-            id: backend_id,
-            types_sent: false,
-        });
-        self.evict_if_full(slot, id).await;
+        self.cache_prepared(slot, sql, backend_id).await;
         Some(backend_id)
-    }
-
-    /// Keeps at most `max_prepared_statements_per_backend` statements open
-    /// on slot `slot`'s connection, closing the least recently used there
-    /// (never `keep`); a closed one is prepared again when next executed. So
-    /// many sessions with many statements cannot exhaust the server's
-    /// `max_prepared_stmt_count`.
-    async fn evict_if_full(&mut self, slot: usize, keep: u32) {
-        let cap = self
-            .shared
-            .config
-            .routing
-            .max_prepared_statements_per_backend;
-        let name = self.slots[slot].backend.name.clone();
-        loop {
-            let on_backend = self
-                .stmts
-                .map
-                .values()
-                .filter(|s| s.on.iter().any(|o| o.backend == name));
-            if on_backend.count() <= cap {
-                return;
-            }
-            let victim = self
-                .stmts
-                .map
-                .iter()
-                .filter(|(id, s)| **id != keep && s.on.iter().any(|o| o.backend == name))
-                .min_by_key(|(_, s)| s.last_used)
-                .map(|(id, _)| *id);
-            let Some(victim) = victim else { return };
-            let Some(stmt) = self.stmts.map.get_mut(&victim) else {
-                return;
-            };
-            let Some(pos) = stmt.on.iter().position(|o| o.backend == name) else {
-                return;
-            };
-            let on = stmt.on.remove(pos);
-            if stmt.cursor_on.as_deref() == Some(name.as_str()) {
-                stmt.cursor_on = None;
-            }
-            let mut p = vec![COM_STMT_CLOSE];
-            p.extend_from_slice(&on.id.to_le_bytes());
-            let _ = self.slots[slot].conn.io.write_packet(0, &p).await;
-        }
     }
 
     /// Writes `backend_id` over the statement id of the buffered command, in
@@ -410,7 +409,7 @@ impl Session {
 
     /// Prepares the client's COM_STMT_EXECUTE for slot `slot`: the backend's
     /// statement id (patched in place), and the parameter types the client
-    /// sent earlier when this backend has not seen them yet (then a new
+    /// sent earlier when the backend statement last saw others (then a new
     /// packet is returned).
     async fn execute_packet(
         &mut self,
@@ -421,10 +420,9 @@ impl Session {
     ) -> Result<Option<Vec<u8>>, SessionError> {
         self.patch_stmt_id(backend_id).await?;
         if len >= MAX_PAYLOAD {
-            // Streamed as it comes; the primary already has the types.
+            // Streamed as it comes; it carries its own types.
             return Ok(None);
         }
-        let name = &self.slots[slot].backend.name;
         let Some(stmt) = self.stmts.map.get_mut(&id) else {
             return Ok(None);
         };
@@ -434,21 +432,25 @@ impl Session {
         if params == 0 || payload.len() <= bound_at {
             return Ok(None);
         }
-        let on = stmt.on.iter_mut().find(|o| &o.backend == name);
+        let Some(slot) = self.slots.get_mut(slot) else {
+            return Ok(None);
+        };
+        let Some(cached) = slot.conn().stmts.get(&stmt.sql) else {
+            return Ok(None);
+        };
         if payload[bound_at] == 1 {
             let end = (bound_at + 1 + 2 * params).min(payload.len());
-            stmt.types = Some(payload[bound_at + 1..end].to_vec());
-            if let Some(on) = on {
-                on.types_sent = true;
-            }
+            let types = payload[bound_at + 1..end].to_vec();
+            cached.types = Some(types.clone());
+            stmt.types = Some(types);
             return Ok(None);
         }
-        match (on, &stmt.types) {
-            (Some(on), Some(types)) if !on.types_sent => {
+        match &stmt.types {
+            Some(types) if cached.types.as_ref() != Some(types) => {
                 let mut p = payload.to_vec();
                 p[bound_at] = 1;
                 p.splice(bound_at + 1..bound_at + 1, types.iter().copied());
-                on.types_sent = true;
+                cached.types = Some(types.clone());
                 let mut out = Vec::with_capacity(p.len() + 4);
                 frame_into(&mut out, 0, &p);
                 Ok(Some(out))
@@ -457,30 +459,17 @@ impl Session {
         }
     }
 
-    /// Runs a command of tandem's own on slot `i`, reading its response.
-    async fn internal_command(
-        &mut self,
-        i: usize,
-        packet: &[u8],
-        expect: Expect,
-    ) -> Result<crate::mysql::protocol::response::Outcome, crate::mysql::io::PacketError> {
-        let deprecate = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
-        let conn = &mut self.slots[i].conn;
-        conn.io.write_packet(0, packet).await?;
-        let mut scanner = Scanner::new(expect, deprecate);
-        loop {
-            let (n, step) = scanner.scan(&conn.io.rbuf);
-            conn.io.rbuf.advance(n);
-            match step {
-                Step::Done => return Ok(scanner.outcome()),
-                Step::LocalInfile => conn.io.write_packet(2, &[]).await.map(|_| ())?,
-                Step::NeedMore => conn.io.fill().await?,
-            }
-        }
-    }
-
     /// A statement that no backend can run any more (its connection broke).
     fn statement_lost(&mut self, id: u32) -> SessionError {
         SessionError::StatementFailed(unknown_statement(id, "mysqld_stmt_execute"))
+    }
+
+    /// Sends an OK as the whole response to the current command.
+    async fn reply_ok(&mut self, ok: &OkInfo) -> Result<(), SessionError> {
+        self.client
+            .write_packet(1, &ok.encode())
+            .await
+            .map_err(SessionError::ClientIo)?;
+        Ok(())
     }
 }
