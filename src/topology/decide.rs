@@ -357,7 +357,15 @@ impl Cluster {
                 };
                 (BackendState::Lagging, false, Some(why))
             }
-            _ => (BackendState::Up, true, None),
+            Some(Lag::Ms(_)) => (BackendState::Up, true, None),
+            // Up but never judged as a replica: it was the primary until
+            // this evaluation. No reads until its next check says how far
+            // behind it is.
+            None => (
+                BackendState::Lagging,
+                false,
+                Some("no replication check since it stopped being the primary".into()),
+            ),
         }
     }
 

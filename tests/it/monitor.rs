@@ -71,9 +71,10 @@ struct Restore;
 impl Drop for Restore {
     fn drop(&mut self) {
         for k in 1..=2 {
-            let _ = root_sql(k, "START SLAVE");
             let _ = root_sql(k, "SET GLOBAL read_only = 1");
+            let _ = root_sql(k, "START SLAVE");
         }
+        let _ = root_sql(0, "SET GLOBAL read_only = 0");
         // Restarts a killed server and waits until every replica caught up.
         start_testbed();
     }
@@ -389,6 +390,50 @@ async fn auto_roles_find_the_primary_and_a_second_writable_server_raises_the_ala
     conn.query_drop(format!("DROP TABLE {table}"))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn auto_roles_follow_a_switchover_made_by_hand() {
+    let (_lock, _restore) = exclusive().await;
+    // No heartbeat: tandem must not write on the promoted replica, or it
+    // could not replicate from the old primary again afterwards.
+    let proxy = Proxy::start_with(
+        &config_with_limit("auto", 0, "").replace("heartbeat_interval_ms = 100", ""),
+    )
+    .await;
+    wait_backend(&proxy, "mon1", |b| b["role"] == "primary").await;
+    wait_backend(&proxy, "mon2", serving).await;
+
+    // Switchover as an operator (or orchestrator) does it: old primary
+    // read-only, the replica detached and writable.
+    root_sql(0, "SET GLOBAL read_only = 1").unwrap();
+    root_sql(1, "STOP SLAVE").unwrap();
+    root_sql(1, "SET GLOBAL read_only = 0").unwrap();
+    let (b, took) = wait_backend(&proxy, "mon2", |b| b["role"] == "primary").await;
+    eprintln!("switchover followed after {took:?}");
+    assert_eq!(b["takes_writes"], true, "{b}");
+    let (old, _) = wait_backend(&proxy, "mon1", |b| b["role"] == "replica").await;
+    assert_eq!(
+        old["serving"], false,
+        "the old primary replicates from nobody: {old}"
+    );
+    let (_, route) = http(proxy.admin(), "GET", "/route?sql=INSERT+INTO+t+VALUES+(1)").await;
+    assert!(route.contains("\"backend\": \"mon2\""), "{route}");
+    // A new session's transaction runs on the new primary.
+    let mut conn = connect(&proxy).await;
+    conn.query_drop("BEGIN").await.unwrap();
+    let port: u16 = conn.query_first("SELECT @@port").await.unwrap().unwrap();
+    conn.query_drop("COMMIT").await.unwrap();
+    assert_eq!(port, BASE_PORT + 1);
+    drop(conn);
+
+    // And back.
+    root_sql(1, "SET GLOBAL read_only = 1").unwrap();
+    root_sql(1, "START SLAVE").unwrap();
+    root_sql(0, "SET GLOBAL read_only = 0").unwrap();
+    wait_backend(&proxy, "mon1", |b| b["role"] == "primary").await;
+    let (b, _) = wait_backend(&proxy, "mon2", serving).await;
+    assert_eq!(b["role"], "replica");
 }
 
 #[tokio::test]

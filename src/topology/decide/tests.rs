@@ -240,6 +240,46 @@ fn auto_roles_find_the_primary_and_follow_a_failover() {
     assert_eq!(e.primary, Some(1));
     assert_eq!(states(&e), vec![(Down, false), (Up, true), (Up, true)]);
     assert_eq!(e.decisions[0].role, Role::Replica);
+
+    // a comes back as a replica of bb: no reads until a check judged it.
+    for _ in 0..2 {
+        c.observe(0, &ok(replica_obs(b, Some(0), IoState::Yes)), now);
+    }
+    assert_eq!(states(&c.evaluate())[0], (Up, true));
+}
+
+#[test]
+fn a_demoted_primary_serves_no_reads_before_its_next_check() {
+    let now = Instant::now();
+    let mut c = cluster(&[("a", C::Auto), ("bb", C::Auto)], policy());
+    c.observe(0, &ok(primary_obs()), now);
+    c.observe(
+        1,
+        &ok(replica_obs("10.0.0.1:3306", Some(0), IoState::Yes)),
+        now,
+    );
+    assert_eq!(c.evaluate().primary, Some(0));
+    // Switchover: a read-only, bb detached and writable.
+    let mut demoted = primary_obs();
+    demoted.read_only = true;
+    c.observe(0, &ok(demoted.clone()), now);
+    c.observe(1, &ok(primary_obs()), now);
+    let e = c.evaluate();
+    assert_eq!(e.primary, Some(1));
+    assert_eq!(
+        states(&e)[0],
+        (Lagging, false),
+        "not judged as a replica yet"
+    );
+    // Its next check: it replicates from nobody, so it stays out.
+    c.observe(0, &ok(demoted), now);
+    let e = c.evaluate();
+    assert_eq!(states(&e)[0], (Lagging, false));
+    assert!(e.decisions[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .starts_with("not replicating"));
 }
 
 #[test]
