@@ -12,9 +12,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{self, AdminContext, Health};
-use crate::config::Config;
+use crate::admin::{self, ActionError, AdminContext, BackendAction, Health};
+use crate::config::{Config, MysqlConfig};
+use crate::mysql::backend::BackendTls;
 use crate::mysql::listener::{self, ListenerError, MysqlShared};
+use crate::topology::decide::AdminMode;
+use crate::topology::monitor::{Monitor, MonitorError};
 use crate::topology::Topology;
 use crate::workers::Workers;
 
@@ -61,6 +64,7 @@ impl App {
 
         let mut mysql_addr = None;
         let mut mysql = None;
+        let mut monitor = None;
         let mut workers = None;
         if let Some(m) = &config.mysql {
             let n = config
@@ -70,6 +74,11 @@ impl App {
             let pool = Arc::new(Workers::start(n).map_err(AppError::Workers)?);
             workers = Some(pool.clone());
             let topology = Arc::new(Topology::from_config(&m.backends));
+            let mon = Monitor::new(topology.clone(), m, monitor_tls(m)?);
+            mon.start(&tracker, &shutdown);
+            // Route the first clients by checked states (bounded wait).
+            mon.first_checks().await;
+            monitor = Some(mon);
             let shared =
                 MysqlShared::new(Arc::new(m.clone()), topology, shutdown.clone(), pool.len())?;
             for (handle, p) in pool.handles().iter().zip(&shared.pools) {
@@ -94,7 +103,7 @@ impl App {
                 })?;
             admin_addr = sock.local_addr().ok();
             tracing::info!(addr = ?admin_addr, "admin listener ready");
-            let ctx = admin_context(prometheus, mysql.clone());
+            let ctx = admin_context(prometheus, mysql.clone(), monitor.clone());
             let token = shutdown.clone();
             tracker.spawn(async move {
                 if let Err(e) = admin::serve(sock, ctx, token).await {
@@ -152,9 +161,23 @@ impl Drop for App {
     }
 }
 
+/// TLS for the monitor's connections, as the sessions use towards backends.
+fn monitor_tls(m: &MysqlConfig) -> Result<Option<Arc<BackendTls>>, AppError> {
+    let Some(b) = &m.backend_tls else {
+        return Ok(None);
+    };
+    let config = crate::tls::client_config(b.ca_file.as_deref(), b.verify)
+        .map_err(|e| AppError::Mysql(ListenerError::Tls(e)))?;
+    Ok(Some(Arc::new(BackendTls {
+        config,
+        required: b.required,
+    })))
+}
+
 fn admin_context(
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     mysql: Option<Arc<MysqlShared>>,
+    monitor: Option<Arc<Monitor>>,
 ) -> AdminContext {
     let for_status = mysql.clone();
     let for_explain = mysql.clone();
@@ -167,6 +190,22 @@ fn admin_context(
             })
         }),
         explain: Arc::new(move |sql| for_explain.as_ref().map(|m| m.explain(sql))),
+        backend_action: Arc::new(move |name, action| {
+            let Some(monitor) = &monitor else {
+                return Err(ActionError::NotFound(
+                    "no [mysql] listener on this node".into(),
+                ));
+            };
+            let mode = match action {
+                BackendAction::Drain => AdminMode::Draining,
+                BackendAction::Maintenance => AdminMode::Maintenance,
+                BackendAction::Undrain | BackendAction::Ready => AdminMode::Ready,
+            };
+            monitor.set_mode(name, mode).map_err(|e| match e {
+                MonitorError::UnknownBackend(_) => ActionError::NotFound(e.to_string()),
+                MonitorError::Refused(_) => ActionError::Conflict(e.to_string()),
+            })
+        }),
         health: Arc::new(move || Health {
             ok: true,
             detail: serde_json::json!({

@@ -7,15 +7,19 @@
 //!   errors name the file and the field.
 //! - [`app`]: starts the parts a config names (admin, MySQL listener), owns the
 //!   shutdown token and the task tracker; used by `main.rs` and by the tests (port 0).
-//! - [`admin`]: the admin HTTP listener: `/metrics` (Prometheus), `/health`, `/status`.
+//! - [`admin`]: the admin HTTP listener: `/metrics` (Prometheus), `/health`, `/status`,
+//!   `/route`, and `POST /mysql/backends/{name}/{action}` (drain, maintenance, ready).
 //! - [`metrics`]: metric names, descriptions and the Prometheus recorder.
 //! - [`topology`]: the backends, their roles and states, published as an immutable
-//!   snapshot (`ArcSwap`) that every routing decision loads once.
+//!   snapshot (`ArcSwap`) that every routing decision loads once; the backend monitor
+//!   (`monitor`: tasks and publishing, `probe`/`heartbeat`: I/O, `decide`/`health`: the pure
+//!   judgement with rise/fall hysteresis, lag limits and primary discovery).
 //! - [`mysql::protocol`]: pure wire format: packet framing, handshake, authentication
 //!   scrambles, ERR/OK packets, the response scanner that finds where a result ends.
 //! - [`mysql::router`]: pure routing decisions: (classification, session state, topology
 //!   snapshot) -> primary or a replica by the balance policy, with the reason.
-//! - [`mysql::backend`]: tandem as a client: connect and authenticate to a backend.
+//! - [`mysql::backend`]: tandem as a client: connect and authenticate to a backend;
+//!   `query` runs tandem's own text-protocol statements (monitor, heartbeat).
 //! - [`mysql::classify`]: pure statement classifier for read/write splitting (lexer hot path,
 //!   sqlparser fallback): kind, flags, hint; anything not understood goes to the primary.
 //! - [`mysql::session`]: one client session: frontend handshake and authentication, then

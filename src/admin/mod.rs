@@ -1,4 +1,5 @@
-//! The admin HTTP listener: `/metrics`, `/health`, `/status` (see `routes.rs`).
+//! The admin HTTP listener: `/metrics`, `/health`, `/status`, `/route`, and
+//! `POST /mysql/backends/{name}/{action}` (see `routes.rs`).
 //!
 //! ```text
 //!   accept loop ──spawn──> connection task (hyper http1) ──> routes::route
@@ -27,6 +28,34 @@ pub use routes::route;
 /// `GET /route?sql=...` callback: the explanation, or `None` without MySQL.
 pub type ExplainFn = dyn Fn(&str) -> Option<serde_json::Value> + Send + Sync;
 
+/// An operator's request on one MySQL backend
+/// (`POST /mysql/backends/{name}/{action}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendAction {
+    /// No new routing decisions; statements in flight finish.
+    Drain,
+    /// Back to the monitor's judgement (same as `Ready`).
+    Undrain,
+    /// No new routing decisions, for work on the server.
+    Maintenance,
+    /// Back to the monitor's judgement.
+    Ready,
+}
+
+/// Why a backend action was not done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionError {
+    /// 404: no such backend (or no MySQL listener).
+    NotFound(String),
+    /// 409: refused in the current state (e.g. draining the primary).
+    Conflict(String),
+}
+
+/// Callback of `POST /mysql/backends/{name}/{action}`: the backend as it is
+/// now, or why not.
+pub type BackendActionFn =
+    dyn Fn(&str, BackendAction) -> Result<serde_json::Value, ActionError> + Send + Sync;
+
 /// What the admin endpoints show; the app provides the callbacks, so this
 /// module knows nothing about MySQL or topology.
 #[derive(Clone)]
@@ -40,6 +69,8 @@ pub struct AdminContext {
     /// `GET /route?sql=...`: where a statement would go and why; `None`
     /// when this node runs no MySQL listener.
     pub explain: Arc<ExplainFn>,
+    /// `POST /mysql/backends/{name}/{action}`: drain, undrain, maintenance, ready.
+    pub backend_action: Arc<BackendActionFn>,
 }
 
 /// The node's health as the app sees it.
@@ -156,6 +187,7 @@ mod tests {
                 detail: serde_json::json!({"primary": "db1"}),
             }),
             explain: Arc::new(|_| None),
+            backend_action: Arc::new(|name, _| Err(ActionError::NotFound(name.to_string()))),
         }
     }
 

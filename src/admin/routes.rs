@@ -8,6 +8,15 @@
 //! | `/status`  | 200 pretty JSON from the app's status callback           |
 //! | `/route?sql=STATEMENT` | 200 JSON: where the statement would go, and why; 400 without `sql`, 404 without a MySQL listener |
 //!
+//! | path (POST only)                          | effect                                           |
+//! |-------------------------------------------|--------------------------------------------------|
+//! | `/mysql/backends/{name}/drain`            | no new routing decisions; in-flight work finishes |
+//! | `/mysql/backends/{name}/maintenance`      | the same, for work on the server                  |
+//! | `/mysql/backends/{name}/ready`, `/undrain`| back to the monitor's judgement                   |
+//!
+//! They answer 200 with the backend as JSON, 404 for an unknown backend or
+//! action, 409 when refused (the primary cannot be drained).
+//!
 //! Other methods on these paths get 405 with `Allow`; other paths 404.
 
 use bytes::Bytes;
@@ -16,7 +25,7 @@ use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_T
 use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 
-use super::{AdminContext, Health};
+use super::{ActionError, AdminContext, BackendAction, Health};
 
 /// The Prometheus text format's content type (exposition format 0.0.4).
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -41,6 +50,9 @@ pub fn route(
     path: &str,
     query: Option<&str>,
 ) -> Response<Full<Bytes>> {
+    if let Some(rest) = path.strip_prefix("/mysql/backends/") {
+        return backend_action(ctx, method, rest);
+    }
     let page: fn(&AdminContext, Option<&str>) -> Response<Full<Bytes>> = match path {
         "/metrics" => |ctx, _| metrics(ctx),
         "/health" => |ctx, _| health(ctx),
@@ -122,6 +134,44 @@ fn explain(ctx: &AdminContext, query: Option<&str>) -> Response<Full<Bytes>> {
     }
 }
 
+/// `POST /mysql/backends/{name}/{action}`; `rest` is `{name}/{action}`.
+fn backend_action(ctx: &AdminContext, method: &Method, rest: &str) -> Response<Full<Bytes>> {
+    let Some((name, action)) = rest.split_once('/') else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let action = match action {
+        "drain" => BackendAction::Drain,
+        "undrain" => BackendAction::Undrain,
+        "maintenance" => BackendAction::Maintenance,
+        "ready" => BackendAction::Ready,
+        _ => {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "unknown action: use drain, undrain, maintenance or ready\n",
+            )
+        }
+    };
+    if *method != Method::POST {
+        let mut response = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: use POST\n",
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    match (ctx.backend_action)(&percent_decode(name), action) {
+        Ok(value) => {
+            let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+            text.push('\n');
+            respond(StatusCode::OK, JSON, text)
+        }
+        Err(ActionError::NotFound(why)) => respond(StatusCode::NOT_FOUND, TEXT, format!("{why}\n")),
+        Err(ActionError::Conflict(why)) => respond(StatusCode::CONFLICT, TEXT, format!("{why}\n")),
+    }
+}
+
 /// Decodes `application/x-www-form-urlencoded` text (`+` is a space; bad
 /// escapes are kept as they are).
 fn percent_decode(s: &str) -> String {
@@ -195,6 +245,13 @@ mod tests {
                 detail: serde_json::json!({"primary": "db1", "status": "ignored"}),
             }),
             explain: Arc::new(|sql| Some(serde_json::json!({ "sql": sql }))),
+            backend_action: Arc::new(|name, action| match (name, action) {
+                ("db1", BackendAction::Drain) => {
+                    Err(ActionError::Conflict("db1 is the primary".into()))
+                }
+                ("db2", a) => Ok(serde_json::json!({ "name": "db2", "action": format!("{a:?}") })),
+                _ => Err(ActionError::NotFound(format!("no backend named {name:?}"))),
+            }),
         }
     }
 
@@ -302,6 +359,38 @@ mod tests {
             assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
             assert_eq!(header(&response, "allow"), "GET, HEAD");
         }
+    }
+
+    #[tokio::test]
+    async fn backend_actions_are_posts_with_404_405_and_409() {
+        let ctx = context(true);
+        let post = |path: &str| route(&ctx, &Method::POST, path, None);
+        let response = post("/mysql/backends/db2/drain");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            body(response).await,
+            "{\n  \"action\": \"Drain\",\n  \"name\": \"db2\"\n}\n"
+        );
+        for (action, want) in [
+            ("undrain", "Undrain"),
+            ("maintenance", "Maintenance"),
+            ("ready", "Ready"),
+        ] {
+            let response = post(&format!("/mysql/backends/db2/{action}"));
+            assert!(body(response).await.contains(want), "{action}");
+        }
+        let response = post("/mysql/backends/db1/drain");
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        assert_eq!(body(response).await, "db1 is the primary\n");
+        let response = post("/mysql/backends/nope/drain");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body(response).await, "no backend named \"nope\"\n");
+        for path in ["/mysql/backends/db2/explode", "/mysql/backends/db2"] {
+            assert_eq!(post(path).status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        let response = route(&ctx, &Method::GET, "/mysql/backends/db2/drain", None);
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(header(&response, "allow"), "POST");
     }
 
     #[tokio::test]

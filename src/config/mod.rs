@@ -79,7 +79,8 @@ pub struct MysqlConfig {
     pub users: Vec<UserConfig>,
     /// The account the topology monitor logs in with.
     pub monitor: Option<MonitorConfig>,
-    /// At least one; names unique; exactly one with role primary.
+    /// At least one; names unique; exactly one with role primary, or none
+    /// and at least one with role auto (see `validate::backends`).
     pub backends: Vec<BackendConfig>,
     /// Default 2048; beyond it clients get ERR 1040.
     pub max_client_connections: u32,
@@ -232,11 +233,30 @@ pub struct UserConfig {
     pub consistency: Option<Consistency>,
 }
 
-/// `[mysql.monitor]`: the account used for health and lag checks.
+/// `[mysql.monitor]`: the account and the rhythm of health and lag checks.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MonitorConfig {
     pub user: String,
     pub password: String,
+    /// Between two checks of one backend; default 1 000, at least 100.
+    pub interval_ms: u64,
+    /// Connecting (and logging in) to a backend; default 1 000.
+    pub connect_timeout_ms: u64,
+    /// All the statements of one check together; default 1 000.
+    pub query_timeout_ms: u64,
+    /// Consecutive good checks before a down backend is up again; default 2.
+    pub rise: u32,
+    /// Consecutive failed checks before an up backend is down; default 3.
+    pub fall: u32,
+    /// How often tandem writes its heartbeat row on the primary; 0 = off (default).
+    pub heartbeat_interval_ms: u64,
+    /// Replicas further behind get no reads; 0 = no limit. Default 10 000.
+    pub max_replication_lag_ms: u64,
+    /// When every healthy replica lags, this many (least behind first) keep
+    /// serving; default 0. A replica whose replication is broken never counts.
+    pub min_serving_replicas: u32,
+    /// Scale read shares down with lag (towards 0 at the limit); default false.
+    pub lag_weighting: bool,
 }
 
 /// `[[mysql.backends]]`.
@@ -246,7 +266,7 @@ pub struct BackendConfig {
     pub name: String,
     /// `"host:port"` as written (a host name is resolved at connect time).
     pub address: String,
-    pub role: Role,
+    pub role: ConfiguredRole,
     /// Share of reads among replicas, at least 1; default 1.
     pub weight: u32,
     /// This backend runs on the same host as this tandem (for `balance = "prefer_local"`).
@@ -258,6 +278,16 @@ pub struct BackendConfig {
 pub enum Role {
     Primary,
     Replica,
+}
+
+/// A backend's `role` as configured: fixed, or discovered by the monitor
+/// (`auto`: the writable backend the others replicate from is the primary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfiguredRole {
+    Primary,
+    Replica,
+    Auto,
 }
 
 /// The authentication plugin offered first in the handshake.
@@ -338,6 +368,35 @@ impl Role {
     }
 }
 
+// === impl ConfiguredRole ===
+
+impl ConfiguredRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfiguredRole::Primary => "primary",
+            ConfiguredRole::Replica => "replica",
+            ConfiguredRole::Auto => "auto",
+        }
+    }
+
+    /// The role a backend starts with, before the monitor has looked.
+    pub fn initial(self) -> Role {
+        match self {
+            ConfiguredRole::Primary => Role::Primary,
+            ConfiguredRole::Replica | ConfiguredRole::Auto => Role::Replica,
+        }
+    }
+}
+
+impl From<Role> for ConfiguredRole {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Primary => ConfiguredRole::Primary,
+            Role::Replica => ConfiguredRole::Replica,
+        }
+    }
+}
+
 // === impl UserConfig ===
 
 // Hand-written so that a `{:?}` of the config in a log line never prints a secret.
@@ -391,6 +450,15 @@ impl fmt::Debug for MonitorConfig {
         f.debug_struct("MonitorConfig")
             .field("user", &self.user)
             .field("password", &"<redacted>")
+            .field("interval_ms", &self.interval_ms)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("query_timeout_ms", &self.query_timeout_ms)
+            .field("rise", &self.rise)
+            .field("fall", &self.fall)
+            .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
+            .field("max_replication_lag_ms", &self.max_replication_lag_ms)
+            .field("min_serving_replicas", &self.min_serving_replicas)
+            .field("lag_weighting", &self.lag_weighting)
             .finish()
     }
 }

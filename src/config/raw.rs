@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::{AuthPlugin, Balance, LogFormat, PrimaryReads, ReadOnlyTransactions, Role};
+use super::{AuthPlugin, Balance, ConfiguredRole, LogFormat, PrimaryReads, ReadOnlyTransactions};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +138,24 @@ pub(super) struct RawUser {
 pub(super) struct RawMonitor {
     pub user: String,
     pub password: String,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub interval_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub query_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u32")]
+    pub rise: Option<u32>,
+    #[serde(default, deserialize_with = "opt_u32")]
+    pub fall: Option<u32>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub heartbeat_interval_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub max_replication_lag_ms: Option<u64>,
+    #[serde(default, deserialize_with = "opt_u32")]
+    pub min_serving_replicas: Option<u32>,
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub lag_weighting: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,7 +163,7 @@ pub(super) struct RawMonitor {
 pub(super) struct RawBackend {
     pub name: String,
     pub address: String,
-    pub role: Role,
+    pub role: ConfiguredRole,
     #[serde(default, deserialize_with = "opt_u32")]
     pub weight: Option<u32>,
     #[serde(default, deserialize_with = "opt_bool")]

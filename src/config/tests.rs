@@ -95,7 +95,7 @@ fn brief_example_parses() {
         vec![BackendConfig {
             name: "db1".into(),
             address: "127.0.0.1:3307".into(),
-            role: Role::Primary,
+            role: ConfiguredRole::Primary,
             weight: 1,
             local: false,
         }]
@@ -284,7 +284,7 @@ role = "primary"
     assert_eq!(m.users[0].password, None);
     assert_eq!(m.users[0].password_hash.unwrap()[..2], [0x6b, 0xb4]);
     assert_eq!(m.users[0].max_connections, Some(5));
-    assert_eq!(m.backends[0].role, Role::Replica);
+    assert_eq!(m.backends[0].role, ConfiguredRole::Replica);
     assert_eq!(m.backends[0].weight, 7);
     assert_eq!(m.backends[1].address, "db2.lan:3306");
 }
@@ -368,7 +368,7 @@ fn type_and_missing_field_errors_name_the_field() {
         ),
         (
             MINIMAL_MYSQL.replace("role = \"primary\"", "role = \"master\""),
-            "x.toml:mysql.backends[0].role: unknown variant `master`, expected `primary` or `replica`",
+            "x.toml:mysql.backends[0].role: unknown variant `master`, expected one of `primary`, `replica`, `auto`",
         ),
         (
             format!("{MINIMAL_MYSQL}weight = -1"),
@@ -442,11 +442,11 @@ fn validation_errors() {
         ),
         (
             MINIMAL_MYSQL.replace("\"primary\"", "\"replica\""),
-            "x.toml:mysql.backends: exactly one backend must have role = \"primary\", found 0",
+            "x.toml:mysql.backends: exactly one backend must have role = \"primary\" (or use role = \"auto\"), found 0",
         ),
         (
             format!("{MINIMAL_MYSQL}[[mysql.backends]]\nname = \"db2\"\naddress = \"h:1\"\nrole = \"primary\""),
-            "x.toml:mysql.backends: exactly one backend must have role = \"primary\", found 2",
+            "x.toml:mysql.backends: exactly one backend must have role = \"primary\" (or use role = \"auto\"), found 2",
         ),
         (
             format!("{MINIMAL_MYSQL}[[mysql.backends]]\nname = \"db1\"\naddress = \"h:1\"\nrole = \"replica\""),
@@ -648,5 +648,71 @@ fn environment_errors_name_the_variable() {
         let e = load::from_file(&path, env(&[(var, value)])).unwrap_err();
         assert_eq!(e.to_string(), expected);
         assert!(e.field().is_some());
+    }
+}
+
+#[test]
+fn monitor_settings_and_auto_roles() {
+    let m = parse(&format!(
+        "{MINIMAL_MYSQL}[mysql.monitor]\nuser = \"m\"\npassword = \"p\"\ninterval_ms = 150\n\
+         connect_timeout_ms = 300\nquery_timeout_ms = 400\nrise = 1\nfall = 5\n\
+         heartbeat_interval_ms = 100\nmax_replication_lag_ms = 0\nmin_serving_replicas = 1\n\
+         lag_weighting = true\n"
+    ))
+    .mysql
+    .unwrap();
+    let mon = m.monitor.unwrap();
+    assert_eq!(
+        (
+            mon.interval_ms,
+            mon.connect_timeout_ms,
+            mon.query_timeout_ms
+        ),
+        (150, 300, 400)
+    );
+    assert_eq!((mon.rise, mon.fall), (1, 5));
+    assert_eq!(mon.heartbeat_interval_ms, 100);
+    assert_eq!(mon.max_replication_lag_ms, 0);
+    assert_eq!(mon.min_serving_replicas, 1);
+    assert!(mon.lag_weighting);
+
+    let monitor = "[mysql.monitor]\nuser = \"m\"\npassword = \"p\"\n";
+    let auto = MINIMAL_MYSQL.replace("\"primary\"", "\"auto\"");
+    let all_auto = parse(&format!(
+        "{auto}[[mysql.backends]]\nname = \"db2\"\naddress = \"h:1\"\nrole = \"replica\"\n{monitor}"
+    ));
+    assert_eq!(
+        all_auto.mysql.unwrap().backends[0].role,
+        ConfiguredRole::Auto
+    );
+    let cases = [
+        (
+            auto.clone(),
+            "x.toml:mysql.backends[0].role: role = \"auto\" needs a [mysql.monitor] section: the monitor discovers the primary",
+        ),
+        (
+            format!("{auto}[[mysql.backends]]\nname = \"db2\"\naddress = \"h:1\"\nrole = \"primary\"\n{monitor}"),
+            "x.toml:mysql.backends: role = \"auto\" cannot be mixed with role = \"primary\": either name the primary, or let the monitor discover it among the auto backends",
+        ),
+        (
+            format!("{MINIMAL_MYSQL}{monitor}interval_ms = 99\n"),
+            "x.toml:mysql.monitor.interval_ms: must be at least 100, found 99",
+        ),
+        (
+            format!("{MINIMAL_MYSQL}{monitor}heartbeat_interval_ms = 5\n"),
+            "x.toml:mysql.monitor.heartbeat_interval_ms: must be 0 (off) or at least 100, found 5",
+        ),
+        (
+            format!("{MINIMAL_MYSQL}{monitor}fall = 0\n"),
+            "x.toml:mysql.monitor.fall: must be at least 1",
+        ),
+        (
+            format!("{MINIMAL_MYSQL}{monitor}intervall_ms = 100\n"),
+            "x.toml:mysql.monitor.intervall_ms: unknown field, did you mean `interval_ms`?",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error(&text);
+        assert!(got.starts_with(want), "got {got}\nwant {want}");
     }
 }

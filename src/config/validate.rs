@@ -9,12 +9,12 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use super::raw::{
-    RawAdmin, RawBackend, RawBackendTls, RawConfig, RawLog, RawMysql, RawPool, RawRouting,
-    RawRuntime, RawTlsFiles, RawUser,
+    RawAdmin, RawBackend, RawBackendTls, RawConfig, RawLog, RawMonitor, RawMysql, RawPool,
+    RawRouting, RawRuntime, RawTlsFiles, RawUser,
 };
 use super::{
-    AdminConfig, AuthPlugin, BackendConfig, BackendTls, Config, LogConfig, LogFormat,
-    MonitorConfig, MysqlConfig, Role, RoutingConfig, RuntimeConfig, TlsFiles, UserConfig,
+    AdminConfig, AuthPlugin, BackendConfig, BackendTls, Config, ConfiguredRole, LogConfig,
+    LogFormat, MonitorConfig, MysqlConfig, RoutingConfig, RuntimeConfig, TlsFiles, UserConfig,
 };
 use super::{Balance, Consistency, PoolConfig, PrimaryReads, ReadOnlyTransactions};
 
@@ -34,6 +34,16 @@ const MAX_ALLOWED_PACKET_RANGE: std::ops::RangeInclusive<u64> = 1024..=1_073_741
 const BACKEND_CONNECT_TIMEOUT_MS: u64 = 3_000;
 const BACKEND_WEIGHT: u32 = 1;
 const POOL_MAX_BACKEND_CONNECTIONS: u64 = 200;
+// Monitor defaults: checks every second like ProxySQL's ping/read_only
+// checks; rise/fall like HAProxy (2 good checks to come back, 3 bad ones to
+// go down), so one lost packet never moves traffic.
+const MONITOR_INTERVAL_MS: u64 = 1_000;
+const MONITOR_MIN_INTERVAL_MS: u64 = 100;
+const MONITOR_CONNECT_TIMEOUT_MS: u64 = 1_000;
+const MONITOR_QUERY_TIMEOUT_MS: u64 = 1_000;
+const MONITOR_RISE: u32 = 2;
+const MONITOR_FALL: u32 = 3;
+const MAX_REPLICATION_LAG_MS: u64 = 10_000;
 
 /// A value that failed validation: the field path and why.
 #[derive(Debug)]
@@ -106,11 +116,8 @@ fn mysql(raw: RawMysql, base_dir: Option<&Path>) -> Result<MysqlConfig, Invalid>
     Ok(MysqlConfig {
         listen: socket_addr("mysql.listen", &raw.listen)?,
         users: users(raw.users)?,
-        monitor: raw.monitor.map(|m| MonitorConfig {
-            user: m.user,
-            password: m.password,
-        }),
-        backends: backends(raw.backends)?,
+        backends: backends(raw.backends, raw.monitor.is_some())?,
+        monitor: raw.monitor.map(monitor).transpose()?,
         max_client_connections: at_least_one(
             "mysql.max_client_connections",
             raw.max_client_connections.unwrap_or(MAX_CLIENT_CONNECTIONS),
@@ -230,6 +237,44 @@ fn routing(raw: RawRouting) -> Result<RoutingConfig, Invalid> {
     })
 }
 
+fn monitor(raw: RawMonitor) -> Result<MonitorConfig, Invalid> {
+    let interval_ms = raw.interval_ms.unwrap_or(MONITOR_INTERVAL_MS);
+    if interval_ms < MONITOR_MIN_INTERVAL_MS {
+        return Err(invalid(
+            "mysql.monitor.interval_ms",
+            format!("must be at least {MONITOR_MIN_INTERVAL_MS}, found {interval_ms}"),
+        ));
+    }
+    let heartbeat_interval_ms = raw.heartbeat_interval_ms.unwrap_or(0);
+    if heartbeat_interval_ms != 0 && heartbeat_interval_ms < MONITOR_MIN_INTERVAL_MS {
+        return Err(invalid(
+            "mysql.monitor.heartbeat_interval_ms",
+            format!(
+                "must be 0 (off) or at least {MONITOR_MIN_INTERVAL_MS}, found {heartbeat_interval_ms}"
+            ),
+        ));
+    }
+    Ok(MonitorConfig {
+        user: raw.user,
+        password: raw.password,
+        interval_ms,
+        connect_timeout_ms: at_least_one(
+            "mysql.monitor.connect_timeout_ms",
+            raw.connect_timeout_ms.unwrap_or(MONITOR_CONNECT_TIMEOUT_MS),
+        )?,
+        query_timeout_ms: at_least_one(
+            "mysql.monitor.query_timeout_ms",
+            raw.query_timeout_ms.unwrap_or(MONITOR_QUERY_TIMEOUT_MS),
+        )?,
+        rise: at_least_one("mysql.monitor.rise", raw.rise.unwrap_or(MONITOR_RISE))?,
+        fall: at_least_one("mysql.monitor.fall", raw.fall.unwrap_or(MONITOR_FALL))?,
+        heartbeat_interval_ms,
+        max_replication_lag_ms: raw.max_replication_lag_ms.unwrap_or(MAX_REPLICATION_LAG_MS),
+        min_serving_replicas: raw.min_serving_replicas.unwrap_or(0),
+        lag_weighting: raw.lag_weighting.unwrap_or(false),
+    })
+}
+
 fn max_allowed_packet(raw: Option<u64>) -> Result<u32, Invalid> {
     let value = raw.unwrap_or(MAX_ALLOWED_PACKET.into());
     if !MAX_ALLOWED_PACKET_RANGE.contains(&value) {
@@ -310,7 +355,10 @@ fn users(raw: Vec<RawUser>) -> Result<Vec<UserConfig>, Invalid> {
     Ok(users)
 }
 
-fn backends(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, Invalid> {
+/// Roles: either exactly one `primary` and no `auto`, or no `primary` and at
+/// least one `auto` (fixed `replica`s may be mixed in; they never become the
+/// primary). `auto` needs the monitor, which discovers the primary.
+fn backends(raw: Vec<RawBackend>, monitored: bool) -> Result<Vec<BackendConfig>, Invalid> {
     if raw.is_empty() {
         return Err(invalid(
             "mysql.backends",
@@ -341,14 +389,39 @@ fn backends(raw: Vec<RawBackend>) -> Result<Vec<BackendConfig>, Invalid> {
             local: b.local.unwrap_or(false),
         });
     }
-    let primaries = backends.iter().filter(|b| b.role == Role::Primary).count();
+    check_roles(&backends, monitored)?;
+    Ok(backends)
+}
+
+fn check_roles(backends: &[BackendConfig], monitored: bool) -> Result<(), Invalid> {
+    let count = |r| backends.iter().filter(|b| b.role == r).count();
+    let (primaries, autos) = (count(ConfiguredRole::Primary), count(ConfiguredRole::Auto));
+    if autos > 0 {
+        if primaries > 0 {
+            return Err(invalid(
+                "mysql.backends",
+                "role = \"auto\" cannot be mixed with role = \"primary\": \
+                 either name the primary, or let the monitor discover it among the auto backends",
+            ));
+        }
+        if !monitored {
+            let i = backends.iter().position(|b| b.role == ConfiguredRole::Auto);
+            return Err(invalid(
+                format!("mysql.backends[{}].role", i.unwrap_or(0)),
+                "role = \"auto\" needs a [mysql.monitor] section: the monitor discovers the primary",
+            ));
+        }
+        return Ok(());
+    }
     if primaries != 1 {
         return Err(invalid(
             "mysql.backends",
-            format!("exactly one backend must have role = \"primary\", found {primaries}"),
+            format!(
+                "exactly one backend must have role = \"primary\" (or use role = \"auto\"), found {primaries}"
+            ),
         ));
     }
-    Ok(backends)
+    Ok(())
 }
 
 // === field checks ===

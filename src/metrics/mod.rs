@@ -48,6 +48,25 @@ pub const BUILD_INFO: &str = "tandem_build_info";
 /// Counter: statements routed, by backend and reason (`read`, `write`,
 /// `in_transaction`, `session_pinned`, `hint`, `no_replica_fallback`...).
 pub const MYSQL_ROUTED_TOTAL: &str = "tandem_mysql_routed_total";
+/// Gauge {backend, state}: 1 for the backend's current state (`up`,
+/// `lagging`, `down`, `maintenance`, `draining`), 0 for the others.
+pub const MYSQL_BACKEND_STATE: &str = "tandem_mysql_backend_state";
+/// Gauge {backend}: 1 when the backend takes new reads.
+pub const MYSQL_BACKEND_SERVING: &str = "tandem_mysql_backend_serving";
+/// Gauge {backend}: 1 for the primary (configured or discovered).
+pub const MYSQL_BACKEND_PRIMARY: &str = "tandem_mysql_backend_primary";
+/// Gauge {backend}: `Seconds_Behind_Master`; NaN when NULL or not a replica.
+pub const MYSQL_REPLICATION_LAG_SECONDS: &str = "tandem_mysql_replication_lag_seconds";
+/// Gauge {backend}: the lag routing uses, in ms (heartbeat when on); NaN when unknown.
+pub const MYSQL_REPLICATION_LAG_MILLISECONDS: &str = "tandem_mysql_replication_lag_milliseconds";
+/// Counter {backend}: failed monitor checks.
+pub const MYSQL_MONITOR_CHECK_ERRORS_TOTAL: &str = "tandem_mysql_monitor_check_errors_total";
+/// Gauge {backend}: 1 when the backend is up with `read_only = OFF`.
+pub const MYSQL_BACKEND_WRITABLE: &str = "tandem_mysql_backend_writable";
+/// Gauge: backends up with `read_only = OFF`; above 1 is an alarm.
+pub const MYSQL_WRITABLE_BACKENDS: &str = "tandem_mysql_writable_backends";
+/// Counter: failed heartbeat writes on the primary.
+pub const MYSQL_HEARTBEAT_ERRORS_TOTAL: &str = "tandem_mysql_heartbeat_write_errors_total";
 
 /// Label values of [`MYSQL_COMMANDS_TOTAL`], in the order of [`command_index`].
 pub const COMMAND_LABELS: [&str; 17] = [
@@ -207,6 +226,47 @@ pub fn describe() {
         MYSQL_ROUTED_TOTAL,
         Unit::Count,
         "MySQL statements routed, by backend and by the reason for the choice."
+    );
+    describe_gauge!(
+        MYSQL_BACKEND_STATE,
+        "1 for the backend's current state (up, lagging, down, maintenance, draining), 0 otherwise."
+    );
+    describe_gauge!(
+        MYSQL_BACKEND_SERVING,
+        "1 when the backend takes new reads, 0 otherwise."
+    );
+    describe_gauge!(
+        MYSQL_BACKEND_PRIMARY,
+        "1 for the primary (configured or discovered), 0 otherwise."
+    );
+    describe_gauge!(
+        MYSQL_REPLICATION_LAG_SECONDS,
+        Unit::Seconds,
+        "Seconds_Behind_Master of a replica; NaN when NULL or not replicating."
+    );
+    describe_gauge!(
+        MYSQL_REPLICATION_LAG_MILLISECONDS,
+        Unit::Milliseconds,
+        "Replication lag routing uses (heartbeat when enabled); NaN when unknown."
+    );
+    describe_gauge!(
+        MYSQL_BACKEND_WRITABLE,
+        "1 when the backend is up with read_only = OFF; sum above 1 is an alarm."
+    );
+    describe_counter!(
+        MYSQL_MONITOR_CHECK_ERRORS_TOTAL,
+        Unit::Count,
+        "Failed monitor checks of a MySQL backend."
+    );
+    describe_gauge!(
+        MYSQL_WRITABLE_BACKENDS,
+        Unit::Count,
+        "Backends up with read_only = OFF; more than 1 is an alarm (writes stay on the known primary)."
+    );
+    describe_counter!(
+        MYSQL_HEARTBEAT_ERRORS_TOTAL,
+        Unit::Count,
+        "Failed heartbeat writes on the primary."
     );
     describe_histogram!(
         MYSQL_QUERY_DURATION_SECONDS,

@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod commands;
 mod common;
+mod monitor;
 mod pool;
 mod protocol;
 mod split;

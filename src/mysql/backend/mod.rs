@@ -5,6 +5,8 @@
 //! tandem does not relay, e.g. compression), so every packet the backend sends
 //! can be relayed to the client byte for byte.
 
+pub mod query;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -205,12 +205,19 @@ pub fn pick_read(
     random: u64,
     exclude: &[&str],
 ) -> Option<(Arc<Backend>, bool)> {
-    let usable = |b: &Arc<Backend>| b.health.is_usable(now) && !exclude.contains(&b.name.as_str());
+    // Serving (the monitor's judgement: not down, draining, in maintenance,
+    // broken or too far behind) and not set aside by a failed connect.
+    let usable = |b: &Arc<Backend>| b.takes_reads(now) && !exclude.contains(&b.name.as_str());
     let primary_too = cfg.primary_reads == PrimaryReads::Always;
     let candidate = |b: &&Arc<Backend>| (b.role == Role::Replica || primary_too) && usable(b);
+    // `read_share` (permille) is 1000 unless lag weighting lowers it; in
+    // 5 % steps, which keeps the totals small and the draws exact.
+    let share = |b: &Arc<Backend>| u64::from(b.read_share.div_ceil(50).max(1));
     let chosen = match cfg.balance {
-        Balance::Random => nth_where(snap, random, &candidate, |_| 1),
-        Balance::Weighted => nth_where(snap, random, &candidate, |b| u64::from(b.weight)),
+        Balance::Random => nth_where(snap, random, &candidate, share),
+        Balance::Weighted => {
+            nth_where(snap, random, &candidate, |b| u64::from(b.weight) * share(b))
+        }
         Balance::LeastOutstanding => {
             let min = snap
                 .backends
@@ -230,9 +237,9 @@ pub fn pick_read(
         Balance::PreferLocal => {
             let local = |b: &&Arc<Backend>| candidate(b) && b.local && b.role == Role::Replica;
             let replica = |b: &&Arc<Backend>| candidate(b) && b.role == Role::Replica;
-            nth_where(snap, random, &local, |_| 1)
-                .or_else(|| nth_where(snap, random, &replica, |_| 1))
-                .or_else(|| nth_where(snap, random, &candidate, |_| 1))
+            nth_where(snap, random, &local, share)
+                .or_else(|| nth_where(snap, random, &replica, share))
+                .or_else(|| nth_where(snap, random, &candidate, share))
         }
     };
     if let Some(b) = chosen {

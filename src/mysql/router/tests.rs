@@ -135,7 +135,7 @@ fn backend(name: &str, role: Role, weight: u32, local: bool) -> BackendConfig {
     BackendConfig {
         name: name.into(),
         address: "127.0.0.1:1".into(),
-        role,
+        role: role.into(),
         weight,
         local,
     }
@@ -208,6 +208,56 @@ fn unusable_replicas_fall_back_or_fail() {
     let (b, fallback) = pick_read(&snap, &c, later, 0, &[]).unwrap();
     assert!(b.name.starts_with('r') && !fallback);
     let _ = Arc::clone(&b);
+}
+
+/// `snap` with backend `name` changed by `f`, as the monitor would publish it.
+fn judged(
+    snap: &crate::topology::Snapshot,
+    name: &str,
+    f: impl Fn(&mut crate::topology::Backend),
+) -> crate::topology::Snapshot {
+    let mut next = snap.clone();
+    for b in &mut next.backends {
+        if b.name == name {
+            let mut changed = (**b).clone();
+            f(&mut changed);
+            *b = Arc::new(changed);
+        }
+    }
+    next
+}
+
+#[test]
+fn replicas_the_monitor_took_out_get_no_reads() {
+    use crate::topology::BackendState;
+    let t = topo();
+    let snap = t.load();
+    let c = cfg();
+    for state in [
+        BackendState::Down,
+        BackendState::Lagging,
+        BackendState::Draining,
+        BackendState::Maintenance,
+    ] {
+        let next = judged(&snap, "r1", |b| {
+            b.state = state;
+            b.serving = false;
+        });
+        assert!(names(&c, &next, &[]).iter().all(|n| n == "r2"), "{state:?}");
+    }
+    // Kept by min_serving_replicas: lagging but serving.
+    let kept = judged(&snap, "r1", |b| b.state = BackendState::Lagging);
+    assert!(names(&c, &kept, &[]).iter().any(|n| n == "r1"));
+    // Neither replica serves: the primary stands in.
+    let none = judged(&judged(&snap, "r1", |b| b.serving = false), "r2", |b| {
+        b.serving = false
+    });
+    let (b, fallback) = pick_read(&none, &c, Instant::now(), 3, &[]).unwrap();
+    assert_eq!((b.name.as_str(), fallback), ("p", true));
+    // Lag weighting: r2 at a quarter of r1's share gets a fifth of the reads.
+    let weighted = judged(&snap, "r2", |b| b.read_share = 250);
+    let picks = names(&c, &weighted, &[]);
+    assert_eq!(picks.iter().filter(|n| *n == "r2").count(), 80);
 }
 
 #[test]
