@@ -82,7 +82,11 @@ impl App {
             let shared =
                 MysqlShared::new(Arc::new(m.clone()), topology, shutdown.clone(), pool.len())?;
             for (handle, p) in pool.handles().iter().zip(&shared.pools) {
-                let sweep = crate::mysql::pool::sweeper(p.clone(), shutdown.clone());
+                let sweep = crate::mysql::pool::sweeper(
+                    p.clone(),
+                    shared.topology.clone(),
+                    shutdown.clone(),
+                );
                 handle.spawn(tracker.track_future(sweep));
             }
             let sock = listener::bind(m.listen).await?;

@@ -198,6 +198,25 @@ impl MysqlShared {
         out
     }
 
+    /// The topology's JSON with each backend's pool sizes filled in.
+    fn topology_with_pools(&self) -> serde_json::Value {
+        let mut topo = self.topology.to_json();
+        let stats = self.pool_stats();
+        if let Some(list) = topo.get_mut("backends").and_then(|b| b.as_array_mut()) {
+            for b in list {
+                let name = b.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+                let pool = stats.get(name).cloned().unwrap_or_default();
+                if let Some(o) = b.as_object_mut() {
+                    o.insert(
+                        "pool".into(),
+                        serde_json::to_value(pool).unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        topo
+    }
+
     /// Publishes the pool sizes as gauges.
     pub fn export_pool_gauges(&self) {
         for (backend, s) in self.pool_stats() {
@@ -311,7 +330,7 @@ impl MysqlShared {
         let usable: Vec<String> = snap
             .backends
             .iter()
-            .filter(|b| b.health.is_usable(std::time::Instant::now()))
+            .filter(|b| b.takes_reads(std::time::Instant::now()) || b.takes_writes())
             .map(|b| b.name.clone())
             .collect();
         serde_json::json!({
@@ -338,8 +357,7 @@ impl MysqlShared {
             "client_connections": self.client_count.load(Ordering::Relaxed),
             "client_connections_total": self.total_sessions.load(Ordering::Relaxed),
             "server_version": **self.server_version.load(),
-            "backends": self.topology.to_json(),
-            "pools": self.pool_stats(),
+            "backends": self.topology_with_pools(),
             "pool": {
                 "multiplex": self.config.pool.multiplex,
                 "max_backend_connections": self.config.pool.max_backend_connections,

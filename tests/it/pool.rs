@@ -159,7 +159,12 @@ async fn five_thousand_sessions_share_sixty_four_connections_without_leaking_sta
     );
     let (_, body) = crate::admin::get(proxy.admin(), "/status").await;
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let open = status["mysql"]["pools"]["db1"]["open"].as_u64().unwrap();
+    let db1 = status["mysql"]["backends"]["backends"]
+        .as_array()
+        .and_then(|list| list.iter().find(|b| b["name"] == "db1"))
+        .cloned()
+        .unwrap();
+    let open = db1["pool"]["open"].as_u64().unwrap();
     assert!(open as usize <= CAP, "{status}");
     println!(
         "{sessions} sessions: at most {max_seen} backend connections seen by the server (cap {CAP})"

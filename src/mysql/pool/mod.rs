@@ -41,6 +41,7 @@ pub use self::conn::{
 use crate::config::PoolConfig;
 use crate::mysql::backend::{self, BackendConn, BackendError, ConnectParams};
 use crate::mysql::protocol::command::COM_PING;
+use crate::topology::{Backend, BackendState, Topology};
 
 /// Why no connection could be lent.
 #[derive(Debug, thiserror::Error)]
@@ -353,16 +354,35 @@ impl Pool {
     }
 }
 
-/// Runs [`Pool::sweep`] every second until `stop`.
-pub async fn sweeper(pool: Arc<Pool>, stop: CancellationToken) {
+/// Runs [`Pool::sweep`] every second until `stop`, and closes the idle
+/// connections of backends that take no new work (down, draining, in
+/// maintenance, or no longer in the topology).
+pub async fn sweeper(pool: Arc<Pool>, topology: Arc<Topology>, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => pool.sweep(),
+            _ = tick.tick() => {
+                pool.sweep();
+                let snap = topology.load();
+                for name in pool.stats().into_keys() {
+                    let keep = snap.by_name(&name).is_some_and(|b| accepts_work(b));
+                    if !keep {
+                        pool.close_idle(&name);
+                    }
+                }
+            }
         }
     }
+}
+
+/// True when new statements may go to `b`.
+pub fn accepts_work(b: &Backend) -> bool {
+    !matches!(
+        b.state,
+        BackendState::Down | BackendState::Maintenance | BackendState::Draining
+    )
 }
 
 // === impl Shared ===

@@ -210,7 +210,10 @@ impl Session {
         if c.database.as_deref() != self.database.as_deref() {
             c.database = self.database.as_deref().map(Arc::from);
         }
-        if self.slots[i].backend.health.is_usable(Instant::now()) {
+        let snap = self.shared.topology.load();
+        let current = snap.by_name(&self.slots[i].backend.name);
+        let healthy = self.slots[i].backend.health.is_usable(Instant::now());
+        if healthy && current.is_some_and(|b| crate::mysql::pool::accepts_work(b)) {
             self.shared.pool().release(c);
         } else {
             c.close();

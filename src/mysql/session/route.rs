@@ -135,7 +135,9 @@ impl Session {
                     .find(|s| s.backend.name == name)
                     .map(|s| s.backend.clone())
                     .or_else(|| snap.by_name(&name).cloned());
-                if let Some(b) = backend {
+                // A hint names a replica: honoured while it takes reads.
+                let now = Instant::now();
+                if let Some(b) = backend.filter(|b| b.takes_reads(now) || r != Reason::Hint) {
                     if b.name != self.slots[0].backend.name {
                         if let Ok(i) = self.slot_for(&b).await {
                             return Ok((i, r));
