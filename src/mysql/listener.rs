@@ -35,6 +35,8 @@ pub struct UserEntry {
     /// `SHA1(SHA1(pw))`.
     pub native_hash: [u8; 20],
     pub max_connections: Option<u32>,
+    /// Overrides `[mysql.routing] consistency` for this user's sessions.
+    pub consistency: Option<crate::config::Consistency>,
 }
 
 /// One live client session, as other sessions and the admin API see it.
@@ -133,6 +135,7 @@ impl MysqlShared {
                     password: u.password.clone(),
                     native_hash,
                     max_connections: u.max_connections,
+                    consistency: u.consistency,
                 };
                 (u.user.clone(), Arc::new(entry))
             })

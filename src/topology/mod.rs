@@ -88,6 +88,10 @@ pub struct BackendHealth {
     down_until_ms: AtomicU64,
     /// Statements in flight on this backend from this node.
     outstanding: AtomicU32,
+    /// Milliseconds since [`epoch`] until which reads that must see a
+    /// session's writes skip this replica: it just failed to catch up
+    /// within `consistency_timeout_ms` (0 = not avoided).
+    behind_until_ms: AtomicU64,
     /// The monitor's last check, for `/status`. ArcSwap: written once per
     /// check by the monitor, read by `/status` without blocking it.
     detail: ArcSwapOption<CheckDetail>,
@@ -124,6 +128,19 @@ fn millis_since_epoch(t: Instant) -> u64 {
 // === impl BackendHealth ===
 
 impl BackendHealth {
+    /// A read-your-writes wait timed out here: skip this replica for such
+    /// reads for `pause` (other reads still use it).
+    pub fn mark_behind(&self, now: Instant, pause: Duration) {
+        let until = millis_since_epoch(now + pause).max(1);
+        self.behind_until_ms.store(until, Ordering::Relaxed);
+    }
+
+    /// True while a recent read-your-writes wait timed out here.
+    pub fn is_behind(&self, now: Instant) -> bool {
+        let until = self.behind_until_ms.load(Ordering::Relaxed);
+        until != 0 && millis_since_epoch(now) < until
+    }
+
     /// True unless a recent connect failure put the backend aside.
     pub fn is_usable(&self, now: Instant) -> bool {
         let until = self.down_until_ms.load(Ordering::Relaxed);

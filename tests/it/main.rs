@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod commands;
 mod common;
+mod faults;
 mod monitor;
 mod pool;
 mod protocol;

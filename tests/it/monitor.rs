@@ -18,11 +18,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{repo_root, Proxy};
 
-const DIR: &str = "/tmp/tandem-mon";
-const BASE_PORT: u16 = 24306;
+pub(crate) const DIR: &str = "/tmp/tandem-mon";
+pub(crate) const BASE_PORT: u16 = 24306;
 /// Every wait for the monitor to notice something; generous, never the
 /// measure of success.
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// One test at a time: they all break the same testbed.
 static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -33,7 +33,7 @@ fn testbed() {
     STARTED.get_or_init(start_testbed);
 }
 
-fn start_testbed() {
+pub(crate) fn start_testbed() {
     let status = Command::new(repo_root().join("scripts/testbed"))
         .args(["start", DIR, &BASE_PORT.to_string(), "2"])
         .status()
@@ -42,7 +42,7 @@ fn start_testbed() {
 }
 
 /// Root SQL on testbed node `k` (0 = primary) through its unix socket.
-fn root_sql(k: u16, sql: &str) -> Result<String, String> {
+pub(crate) fn root_sql(k: u16, sql: &str) -> Result<String, String> {
     let out = Command::new("mariadb")
         .args([
             "--no-defaults",
@@ -66,7 +66,7 @@ fn root_sql(k: u16, sql: &str) -> Result<String, String> {
 /// Puts the testbed back as it was (replication running, replicas
 /// read-only, every server up and caught up) when a test ends, even by a
 /// panic.
-struct Restore;
+pub(crate) struct Restore;
 
 impl Drop for Restore {
     fn drop(&mut self) {
@@ -81,7 +81,7 @@ impl Drop for Restore {
 }
 
 /// The lock, the testbed, and the guard that restores it.
-async fn exclusive() -> (tokio::sync::MutexGuard<'static, ()>, Restore) {
+pub(crate) async fn exclusive() -> (tokio::sync::MutexGuard<'static, ()>, Restore) {
     let guard = LOCK.lock().await;
     testbed();
     (guard, Restore)
@@ -95,7 +95,7 @@ fn config(role: &str, extra_monitor: &str) -> String {
 
 /// [`config`] with another lag limit: tests about other faults use none, so
 /// a replica slowed by a busy machine does not change where reads go.
-fn config_with_limit(role: &str, max_lag_ms: u64, extra_monitor: &str) -> String {
+pub(crate) fn config_with_limit(role: &str, max_lag_ms: u64, extra_monitor: &str) -> String {
     let mut text = format!(
         r#"
 [admin]
@@ -147,7 +147,7 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Str
 }
 
 /// `/status` → the backend named `name`.
-async fn backend(proxy: &Proxy, name: &str) -> Value {
+pub(crate) async fn backend(proxy: &Proxy, name: &str) -> Value {
     let (_, body) = http(proxy.admin(), "GET", "/status").await;
     let v: Value = serde_json::from_str(&body).unwrap();
     v["mysql"]["backends"]["backends"]
@@ -161,7 +161,11 @@ async fn backend(proxy: &Proxy, name: &str) -> Value {
 
 /// Polls `/status` (bounded by [`WAIT`]) until `name` satisfies `ok`;
 /// returns it and how long that took.
-async fn wait_backend(proxy: &Proxy, name: &str, ok: impl Fn(&Value) -> bool) -> (Value, Duration) {
+pub(crate) async fn wait_backend(
+    proxy: &Proxy,
+    name: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
     let start = Instant::now();
     loop {
         let b = backend(proxy, name).await;
@@ -177,7 +181,7 @@ async fn wait_backend(proxy: &Proxy, name: &str, ok: impl Fn(&Value) -> bool) ->
 }
 
 /// The value of one metric line (labels written as rendered).
-async fn metric(proxy: &Proxy, series: &str) -> f64 {
+pub(crate) async fn metric(proxy: &Proxy, series: &str) -> f64 {
     let (_, body) = http(proxy.admin(), "GET", "/metrics").await;
     body.lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
@@ -200,7 +204,7 @@ async fn read_ports(proxy: &Proxy, n: usize) -> Vec<u16> {
     ports
 }
 
-fn serving(b: &Value) -> bool {
+pub(crate) fn serving(b: &Value) -> bool {
     b["serving"] == true
 }
 

@@ -46,6 +46,11 @@ fn parse(body: &[u8]) -> Option<Hint> {
     if rest.eq_ignore_ascii_case(b"replica") {
         return Some(Hint::Replica);
     }
+    if let Some(mode) = word(rest, b"consistency") {
+        let mode = mode.trim_ascii_start().strip_prefix(b"=")?;
+        let mode = std::str::from_utf8(mode).ok()?;
+        return crate::config::Consistency::parse(mode).map(Hint::Consistency);
+    }
     let name = word(rest, b"backend")?
         .trim_ascii_start()
         .strip_prefix(b"=")?;
@@ -83,6 +88,20 @@ mod tests {
             leading(b" ( /* x */ /* tandem: backend = db-2 */ SELECT 1)"),
             Some(Hint::Backend("db-2".into()))
         );
+    }
+
+    #[test]
+    fn consistency_hints() {
+        use crate::config::Consistency;
+        assert_eq!(
+            leading(b"/* tandem:consistency=session */ SELECT 1"),
+            Some(Hint::Consistency(Consistency::Session))
+        );
+        assert_eq!(
+            leading(b"/* tandem: consistency = window:250 */ SELECT 1"),
+            Some(Hint::Consistency(Consistency::Window(250)))
+        );
+        assert_eq!(leading(b"/* tandem:consistency=often */ SELECT 1"), None);
     }
 
     #[test]

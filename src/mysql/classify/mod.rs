@@ -138,6 +138,10 @@ pub enum Hint {
     Replica,
     /// `/* tandem:backend=NAME */`
     Backend(String),
+    /// `/* tandem:consistency=session */` (also `eventual`, `global`,
+    /// `window:<ms>`): the read-your-writes mode for this statement; routing
+    /// is decided as without a hint.
+    Consistency(crate::config::Consistency),
 }
 
 /// The statement kind (of the first statement, for a multi-statement).

@@ -49,6 +49,9 @@ pub enum Reason {
     Unknown,
     /// `read_write_split = false`.
     SplitDisabled,
+    /// Read-your-writes: no replica had the session's writes in time, or
+    /// the session wrote within its `window:<ms>`.
+    Consistency,
 }
 
 /// The session state the router needs.
@@ -80,7 +83,7 @@ pub enum Intent {
 // === impl Reason ===
 
 impl Reason {
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::Read,
         Reason::Write,
         Reason::Ddl,
@@ -100,6 +103,7 @@ impl Reason {
         Reason::ServerState,
         Reason::Unknown,
         Reason::SplitDisabled,
+        Reason::Consistency,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +127,7 @@ impl Reason {
             Reason::ServerState => "server_state",
             Reason::Unknown => "unknown",
             Reason::SplitDisabled => "split_disabled",
+            Reason::Consistency => "consistency",
         }
     }
 }
@@ -136,7 +141,7 @@ pub fn decide(c: &Classification, s: &SessionView<'_>, cfg: &RoutingConfig) -> I
         Some(Hint::Primary) => return Intent::Primary(Reason::Hint),
         Some(Hint::Replica) => return Intent::Read(Reason::Hint),
         Some(Hint::Backend(name)) => return Intent::Backend(name.clone(), Reason::Hint),
-        None => {}
+        Some(Hint::Consistency(_)) | None => {}
     }
     if let Some(b) = s.transaction_backend {
         return Intent::Backend(b.to_string(), Reason::ReadOnlyTransaction);

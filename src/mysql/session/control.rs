@@ -268,6 +268,10 @@ impl Session {
         self.ro_txn_slot = None;
         self.last_slot = None;
         self.hold = None;
+        self.consistency = user
+            .consistency
+            .unwrap_or(self.shared.config.routing.consistency);
+        self.writes = Default::default();
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
         self.user = user;
         self.secret = secret;

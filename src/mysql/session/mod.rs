@@ -8,6 +8,7 @@
 
 mod auth;
 mod backends;
+mod consistency;
 mod control;
 mod pooling;
 mod relay;
@@ -104,6 +105,10 @@ pub struct Session {
     /// A connection kept for the next statement (slot, until): the last one
     /// left diagnostics the client may ask for.
     hold: Option<(usize, Instant)>,
+    /// Read-your-writes mode (see `consistency.rs`).
+    consistency: crate::config::Consistency,
+    /// The session's writes, for read-your-writes.
+    writes: consistency::Writes,
     /// SET/USE statements to replay on the other backends.
     state: StateLog,
     /// Why the session is kept on the primary, if it is.
@@ -244,6 +249,11 @@ impl Session {
             key: pooling::pool_key(&login.user.name, hello.capabilities, hello.collation),
             state_owner: pooling::new_owner(),
             hold: None,
+            consistency: login
+                .user
+                .consistency
+                .unwrap_or(shared.config.routing.consistency),
+            writes: consistency::Writes::default(),
             user: login.user,
             secret: login.secret,
             caps: hello.capabilities,
@@ -334,6 +344,7 @@ impl Session {
                 COM_CHANGE_USER => self.change_user(len).await,
                 COM_PROCESS_KILL => self.com_process_kill(len).await,
                 COM_QUERY if len < MAX_PAYLOAD && self.try_kill_statement(len).await? => Ok(()),
+                COM_QUERY if len < MAX_PAYLOAD && self.try_set_consistency(len).await? => Ok(()),
                 COM_QUERY => self.query(len).await,
                 COM_RESET_CONNECTION => self.reset_connection(len).await,
                 COM_STMT_PREPARE => self.stmt_prepare(len).await,
@@ -428,7 +439,9 @@ impl Session {
             drop(in_flight);
             match result {
                 Ok(outcome) => {
+                    let wrote = after.writes;
                     self.after_statement(slot, &outcome, after);
+                    self.note_write(slot, wrote, outcome.error).await;
                     return Ok(());
                 }
                 Err(SessionError::Retry) => self.drop_lost_replica(slot),

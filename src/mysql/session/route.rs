@@ -30,6 +30,8 @@ pub(super) struct After {
     read_only_transaction: bool,
     /// SQL_CALC_FOUND_ROWS: keep the connection for the FOUND_ROWS() after it.
     pub hold: bool,
+    /// It may change data: read-your-writes starts counting.
+    pub writes: bool,
 }
 
 /// Pin reasons (shown in logs and /status).
@@ -54,7 +56,7 @@ impl Session {
         let c = classify::classify(sql, &self.classify_options());
         let after = after_for(&c, sql);
         let intent = router::decide(&c, &self.session_view(), &self.shared.config.routing);
-        let (slot, reason) = self.resolve(intent).await?;
+        let (slot, reason) = self.resolve_consistent(intent, &c).await?;
         self.shared
             .metrics
             .routed(&self.slots[slot].backend.name, reason);
@@ -119,11 +121,34 @@ impl Session {
         i == 0
     }
 
+    /// [`Session::resolve`] under the session's read-your-writes mode (or
+    /// the statement's consistency hint).
+    pub(super) async fn resolve_consistent(
+        &mut self,
+        intent: Intent,
+        c: &Classification,
+    ) -> Result<(usize, Reason), SessionError> {
+        let hinted = match c.hint {
+            Some(classify::Hint::Consistency(m)) => Some(m),
+            _ => None,
+        };
+        let mode = self.mode_for(hinted);
+        if mode == crate::config::Consistency::Eventual {
+            return self.resolve(intent, Vec::new()).await;
+        }
+        let intent = self.consistent_intent(intent, mode);
+        let avoid = self.behind_replicas(mode);
+        let (slot, reason) = self.resolve(intent, avoid).await?;
+        self.consistent_slot(slot, reason, mode).await
+    }
+
     /// Turns an intent into a slot, trying other backends when one cannot be
     /// reached (nothing of the statement was sent yet, so that is safe).
+    /// Reads leave out the replicas in `avoid`.
     pub(super) async fn resolve(
         &mut self,
         intent: Intent,
+        avoid: Vec<String>,
     ) -> Result<(usize, Reason), SessionError> {
         let (read_reason, ro_txn) = match intent {
             Intent::Primary(r) => return Ok((self.primary_slot().await?, r)),
@@ -150,7 +175,7 @@ impl Session {
             Intent::ReadOnlyTransaction => (Reason::ReadOnlyTransaction, true),
         };
         let snap = self.shared.topology.load();
-        let mut excluded: Vec<String> = Vec::new();
+        let mut excluded = avoid;
         loop {
             let refs: Vec<&str> = excluded.iter().map(String::as_str).collect();
             let random = rand::thread_rng().gen::<u64>();
@@ -270,6 +295,7 @@ fn after_for(c: &Classification, sql: &[u8]) -> After {
         _ => {}
     }
     a.hold = f.contains(Flags::CALC_FOUND_ROWS);
+    a.writes = writes(c);
     if a.pin.is_none() {
         a.pin = if f.contains(Flags::MULTI_STATEMENT) {
             Some(PIN_MULTI)
@@ -288,6 +314,15 @@ fn after_for(c: &Classification, sql: &[u8]) -> After {
         };
     }
     a
+}
+
+/// True for statements that may change data (and so start a
+/// read-your-writes wait): anything but reads and session/transaction control.
+pub(super) fn writes(c: &Classification) -> bool {
+    matches!(
+        c.kind,
+        Kind::Write | Kind::Ddl | Kind::Commit { .. } | Kind::Xa | Kind::Admin | Kind::Other
+    )
 }
 
 /// Case-insensitive whole-word search (a cheap check on rare statements).

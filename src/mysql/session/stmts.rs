@@ -220,11 +220,18 @@ impl Session {
                 &self.shared.config.routing,
             ),
         };
+        // A copy: routing borrows the session mutably.
+        let class = stmt.class.clone();
         let cursor = self.client.rbuf.get(9).is_some_and(|&f| f != 0);
-        loop {
-            let (slot, reason) = self.resolve(intent.clone()).await?;
+        for _attempt in 0..4 {
+            let (slot, reason) = self.resolve_consistent(intent.clone(), &class).await?;
             let Some(backend_id) = self.ensure_prepared(slot, id).await else {
                 if self.is_primary_slot(slot) {
+                    if self.slots[slot].conn.is_none() {
+                        // Its connection broke before anything was sent:
+                        // a fresh one can run it.
+                        continue;
+                    }
                     return Err(self.statement_lost(id));
                 }
                 // The replica refused the statement: run it on the primary.
@@ -260,8 +267,11 @@ impl Session {
                 stmt.cursor = open_cursor.then_some(slot);
             }
             self.after_statement(slot, &outcome, After::default());
+            let wrote = super::route::writes(&class);
+            self.note_write(slot, wrote, outcome.error).await;
             return Ok(());
         }
+        Err(self.statement_lost(id))
     }
 
     /// COM_STMT_SEND_LONG_DATA: to the primary (the execute will follow it
@@ -388,9 +398,20 @@ impl Session {
         p.push(COM_STMT_PREPARE);
         p.extend_from_slice(&sql);
         let deprecate = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
-        let outcome = command_on(self.slots[slot].conn(), &p, Expect::Prepare, deprecate)
-            .await
-            .ok()?;
+        let outcome =
+            match command_on(self.slots[slot].conn(), &p, Expect::Prepare, deprecate).await {
+                Ok(o) => o,
+                Err(_) => {
+                    // The connection broke: never give it back to the pool.
+                    if !self.is_primary_slot(slot) {
+                        self.drop_lost_replica(slot);
+                    } else {
+                        self.slots[slot].conn = None;
+                        self.stmts.connection_lost(slot);
+                    }
+                    return None;
+                }
+            };
         let (backend_id, _, _) = outcome.prepared.filter(|_| !outcome.error)?;
         self.cache_prepared(slot, sql, backend_id).await;
         Some(backend_id)
