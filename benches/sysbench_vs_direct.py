@@ -11,6 +11,7 @@ ratios measured in the same run are the result.
 
     benches/sysbench_vs_direct.py [--rounds 3] [--time 10] [--threads 1,16,64]
         [--tests oltp_point_select,oltp_read_only] [--ps-modes disable,auto]
+        [--pool 32 --max-connections 400]   (256 client threads on a 32-connection pool)
 
 Not a pass/fail test: it prints numbers and exits 0 unless something broke.
 """
@@ -83,12 +84,16 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--time", type=int, default=10, help="seconds per sysbench run")
     ap.add_argument("--threads", default="1,16,64")
+    ap.add_argument("--max-connections", type=int, default=0,
+                    help="raise MariaDB's max_connections (for runs with more threads than 151)")
     ap.add_argument("--tests", default="oltp_point_select,oltp_read_only")
     ap.add_argument("--ps-modes", default="disable,auto", help="disable = text protocol, auto = prepared")
     ap.add_argument("--base-port", type=int, default=24306)
     ap.add_argument("--dir", default=None, help="testbed dir (default /tmp/tandem-bench-rN)")
     ap.add_argument("--tandem-port", type=int, default=24400)
     ap.add_argument("--worker-threads", type=int, default=0, help="tandem runtime threads (0 = default)")
+    ap.add_argument("--pool", type=int, default=0,
+                    help="mysql.pool.max_backend_connections (0 = tandem's default)")
     ap.add_argument("--replicas", type=int, default=0,
                     help="start this many replicas and let tandem split reads over them "
                          "(direct runs still go to the primary)")
@@ -103,12 +108,13 @@ def main():
 
     cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
     runtime = f"[runtime]\nworker_threads = {args.worker_threads}\n" if args.worker_threads else ""
+    pool = f"[mysql.pool]\nmax_backend_connections = {args.pool}\n" if args.pool else ""
     cfg.write(f"""{runtime}
 [admin]
 listen = "127.0.0.1:{args.tandem_port + 1}"
 [mysql]
 listen = "127.0.0.1:{args.tandem_port}"
-[[mysql.users]]
+{pool}[[mysql.users]]
 user = "app"
 password = "apppass"
 [[mysql.backends]]
@@ -135,6 +141,9 @@ role = "replica"
                 time.sleep(0.1)
         sh("mariadb", "-h127.0.0.1", f"-P{args.base_port}", "-uapp", "-papppass",
            "-e", "DROP DATABASE IF EXISTS sbtest; CREATE DATABASE sbtest")
+        if args.max_connections:
+            sh("mariadb", f"--socket={args.dir}/node0/mysqld.sock", "-uroot",
+               "-e", f"SET GLOBAL max_connections = {args.max_connections}")
         sysbench("oltp_read_only", args.base_port, 4, 60, "disable", action="prepare")
         if args.replicas:
             wait_replicas_caught_up(args.base_port, args.replicas)

@@ -11,7 +11,8 @@
 //!   `/route`, and `POST /mysql/backends/{name}/{action}` (drain, maintenance, ready).
 //! - [`metrics`]: metric names, descriptions and the Prometheus recorder.
 //! - [`topology`]: the backends, their roles and states, published as an immutable
-//!   snapshot (`ArcSwap`) that every routing decision loads once; the backend monitor
+//!   snapshot (`ArcSwap`) that every routing decision loads once; GTID positions (`gtid`);
+//!   the backend monitor
 //!   (`monitor`: tasks and publishing, `probe`/`heartbeat`: I/O, `decide`/`health`: the pure
 //!   judgement with rise/fall hysteresis, lag limits and primary discovery).
 //! - [`mysql::protocol`]: pure wire format: packet framing, handshake, authentication
@@ -24,7 +25,11 @@
 //!   sqlparser fallback): kind, flags, hint; anything not understood goes to the primary.
 //! - [`mysql::session`]: one client session: frontend handshake and authentication, then
 //!   the command loop: routes each statement, keeps session state the same on every backend
-//!   it uses (replay log, pins, transactions, prepared statements), relays packets.
+//!   it uses (replay log, pins, transactions, prepared statements), borrows and gives back
+//!   pooled connections (`pooling`), read-your-writes (`consistency`), relays packets.
+//! - [`mysql::pool`]: backend connection pools, one per session worker: per backend and
+//!   user, lend/return with FIFO waiters and a cap, leases that free their place on drop,
+//!   per-connection state fingerprint and prepared-statement cache.
 //! - [`mysql::listener`]: the MySQL accept loop: connection limits, TLS, the session registry
 //!   (tandem connection id -> backend thread, for `KILL`).
 //! - [`mysql::io`]: plain-or-TLS socket and buffered packet reader/writer.
