@@ -21,11 +21,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from benchlib import ROOT, cpu_seconds, sh, wait_http
 
 PHP = r"""<?php
 mysqli_report(MYSQLI_REPORT_OFF);
@@ -44,14 +41,6 @@ echo $n, "\n";
 """
 
 
-def sh(*args, **kw):
-    return subprocess.run(args, check=True, **kw)
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def run_clients(script, port, clients, seconds):
@@ -112,12 +101,7 @@ role = "primary"
     tandem = subprocess.Popen([os.path.join(ROOT, "target/release/tandem"), "run", "--config", cfg.name],
                               env=dict(os.environ, RUST_LOG="warn"))
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{args.tandem_port + 1}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_http(f"http://127.0.0.1:{args.tandem_port + 1}/health")
         targets = {"direct": args.base_port, "tandem": args.tandem_port}
         res = {"direct": [], "tandem": []}
         cpu = {"direct": [0.0, 0.0, 0], "tandem": [0.0, 0.0, 0]}

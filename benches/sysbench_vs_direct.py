@@ -25,21 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from benchlib import ROOT, cpu_seconds, sh, wait_http
 
 
-def sh(*args, **kw):
-    return subprocess.run(args, check=True, **kw)
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def sysbench(test, port, threads, seconds, ps_mode, action="run", extra=()):
@@ -133,12 +122,7 @@ role = "replica"
     env = dict(os.environ, RUST_LOG="warn")
     tandem = subprocess.Popen([os.path.join(ROOT, "target/release/tandem"), "run", "--config", cfg.name], env=env)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{args.tandem_port + 1}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_http(f"http://127.0.0.1:{args.tandem_port + 1}/health")
         sh("mariadb", "-h127.0.0.1", f"-P{args.base_port}", "-uapp", "-papppass",
            "-e", "DROP DATABASE IF EXISTS sbtest; CREATE DATABASE sbtest")
         if args.max_connections:
