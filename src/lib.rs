@@ -35,6 +35,10 @@
 //! - [`mysql::io`]: plain-or-TLS socket and buffered packet reader/writer.
 //! - [`workers`]: session worker threads, one single-threaded runtime per core.
 //! - [`tls`]: rustls server/client configuration from PEM files.
+//! - [`vrrp`]: floating IPs: VRRPv3/v2 codec (`packet`), the pure state machine
+//!   (`machine`), raw socket I/O (`socket`), VIPs, carrier and gratuitous ARP (`addr`,
+//!   the only netlink user), tracked checks (`track`), notify and DB actions (`actions`);
+//!   every instance runs on the VRRP thread's own runtime.
 
 pub mod admin;
 pub mod app;
@@ -43,4 +47,5 @@ pub mod metrics;
 pub mod mysql;
 pub mod tls;
 pub mod topology;
+pub mod vrrp;
 pub mod workers;

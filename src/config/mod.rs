@@ -19,6 +19,7 @@ mod error;
 mod load;
 mod raw;
 mod validate;
+mod vrrp;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -27,6 +28,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub use vrrp::{
+    CheckKind, DbAction, SyncGroup, TrackRef, VirtualIp, VrrpCheck, VrrpConfig, VrrpInstance,
+};
 
 /// A validated configuration; every default is filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +40,8 @@ pub struct Config {
     pub origin: String,
     pub admin: Option<AdminConfig>,
     pub mysql: Option<MysqlConfig>,
+    /// `[vrrp]`: floating IPs (see `vrrp.rs`).
+    pub vrrp: Option<VrrpConfig>,
     pub runtime: RuntimeConfig,
     pub log: LogConfig,
 }
@@ -339,9 +345,9 @@ impl Config {
         include_str!("example.toml")
     }
 
-    /// True when the configuration names nothing to run (no `[admin]`, no `[mysql]`).
+    /// True when the configuration names nothing to run (no `[admin]`, `[mysql]` or `[vrrp]`).
     pub fn runs_nothing(&self) -> bool {
-        self.admin.is_none() && self.mysql.is_none()
+        self.admin.is_none() && self.mysql.is_none() && self.vrrp.is_none()
     }
 }
 

@@ -63,6 +63,10 @@ pub(super) fn config(
         origin: origin.to_owned(),
         admin: raw.admin.map(admin).transpose()?,
         mysql: raw.mysql.map(|m| mysql(m, base_dir)).transpose()?,
+        vrrp: raw
+            .vrrp
+            .map(|v| super::vrrp::vrrp(v, base_dir))
+            .transpose()?,
         runtime: runtime(raw.runtime)?,
         log: log(raw.log)?,
     })
