@@ -19,11 +19,12 @@ use crate::mysql::listener::{self, ListenerError, MysqlShared};
 use crate::topology::decide::AdminMode;
 use crate::topology::monitor::{Monitor, MonitorError};
 use crate::topology::Topology;
+use crate::vrrp::Vrrp;
 use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("nothing to run: the config has no [mysql] or [admin] section")]
+    #[error("nothing to run: the config has no [mysql], [admin] or [vrrp] section")]
     NothingToRun,
     #[error("mysql listener: {0}")]
     Mysql(#[from] ListenerError),
@@ -34,6 +35,8 @@ pub enum AppError {
     },
     #[error("cannot start session workers: {0}")]
     Workers(std::io::Error),
+    #[error("{0}")]
+    Vrrp(#[from] crate::vrrp::VrrpError),
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -47,6 +50,7 @@ pub struct App {
     tracker: TaskTracker,
     grace: Duration,
     workers: Option<Arc<Workers>>,
+    pub vrrp: Option<Arc<Vrrp>>,
 }
 
 // === impl App ===
@@ -54,7 +58,7 @@ pub struct App {
 impl App {
     /// Binds every configured listener and spawns its tasks.
     pub async fn start(config: Config) -> Result<App, AppError> {
-        if config.mysql.is_none() && config.admin.is_none() {
+        if config.runs_nothing() {
             return Err(AppError::NothingToRun);
         }
         let prometheus = crate::metrics::install();
@@ -97,6 +101,12 @@ impl App {
             mysql = Some(shared);
         }
 
+        // After the MySQL listener, so a node that becomes master can serve at once.
+        let vrrp = match config.vrrp.clone() {
+            Some(v) => Some(Arc::new(Vrrp::start(v, &shutdown).await?)),
+            None => None,
+        };
+
         let mut admin_addr = None;
         if let Some(a) = &config.admin {
             let sock = tokio::net::TcpListener::bind(a.listen)
@@ -107,7 +117,7 @@ impl App {
                 })?;
             admin_addr = sock.local_addr().ok();
             tracing::info!(addr = ?admin_addr, "admin listener ready");
-            let ctx = admin_context(prometheus, mysql.clone(), monitor.clone());
+            let ctx = admin_context(prometheus, mysql.clone(), monitor.clone(), vrrp.clone());
             let token = shutdown.clone();
             tracker.spawn(async move {
                 if let Err(e) = admin::serve(sock, ctx, token).await {
@@ -123,6 +133,7 @@ impl App {
             tracker,
             grace: Duration::from_millis(config.runtime.shutdown_grace_ms),
             workers,
+            vrrp,
         })
     }
 
@@ -136,6 +147,10 @@ impl App {
             .is_err()
         {
             tracing::warn!(grace = ?self.grace, "grace period over, closing remaining sessions");
+        }
+        // The token already told VRRP to step down; wait until it has.
+        if let Some(v) = self.vrrp.take() {
+            v.stop().await;
         }
         if let Some(w) = self.workers.take() {
             // Joining blocks; the workers exit promptly once stopped.
@@ -182,6 +197,7 @@ fn admin_context(
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     mysql: Option<Arc<MysqlShared>>,
     monitor: Option<Arc<Monitor>>,
+    vrrp: Option<Arc<Vrrp>>,
 ) -> AdminContext {
     let for_status = mysql.clone();
     let for_explain = mysql.clone();
@@ -191,6 +207,7 @@ fn admin_context(
             serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "mysql": for_status.as_ref().map(|m| m.status_json()),
+                "vrrp": vrrp.as_ref().map(|v| v.status_json()),
             })
         }),
         explain: Arc::new(move |sql| for_explain.as_ref().map(|m| m.explain(sql))),
