@@ -15,3 +15,4 @@ mod monitor;
 mod pool;
 mod protocol;
 mod split;
+mod vrrp;
