@@ -146,9 +146,11 @@ pub enum CheckKind {
         user: String,
         password: String,
     },
-    /// This tandem's own listener (`kind = "tandem_http_lb"` or
-    /// `"tandem_mysql"`) accepts connections at `address`.
-    TandemListener { address: SocketAddr },
+    /// This tandem's own HTTP load balancer at `address` answers `GET path`
+    /// with a status below 500 (a 5xx means it has no healthy backend).
+    TandemHttpLb { address: SocketAddr, path: String },
+    /// This tandem's own MySQL listener at `address` sends a server greeting.
+    TandemMysql { address: SocketAddr },
     /// A program's exit code: 0 = good.
     Script { command: Vec<String> },
 }
@@ -609,7 +611,11 @@ fn check(i: usize, raw: RawCheck) -> Result<VrrpCheck, Invalid> {
                 password,
             }
         }
-        "tandem_http_lb" | "tandem_mysql" => CheckKind::TandemListener {
+        "tandem_http_lb" => CheckKind::TandemHttpLb {
+            address: socket(&raw)?,
+            path: raw.path.clone().unwrap_or_else(|| "/".into()),
+        },
+        "tandem_mysql" => CheckKind::TandemMysql {
             address: socket(&raw)?,
         },
         "script" => match &raw.command {

@@ -261,10 +261,16 @@ impl Instance {
                 reasons.push(format!("sync group {} has a member in FAULT", g.name));
             }
         }
+        // The address owner's priority is never adjusted.
+        let priority = if self.cfg.priority == 255 {
+            255
+        } else {
+            priority.clamp(1, 254) as u8
+        };
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         s.fault_reasons = reasons;
         s.checks = checks;
-        (!s.fault_reasons.is_empty(), priority.clamp(1, 254) as u8)
+        (!s.fault_reasons.is_empty(), priority)
     }
 
     async fn on_tick(&mut self, actions: &Actions) {

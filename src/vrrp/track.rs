@@ -101,12 +101,20 @@ async fn run(check: VrrpCheck, tx: watch::Sender<Option<bool>>, shutdown: Cancel
 /// One attempt; `Ok` = good.
 async fn probe(kind: &CheckKind) -> Result<(), String> {
     match kind {
-        CheckKind::Tcp { address } | CheckKind::TandemListener { address } => {
-            TcpStream::connect(address)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
+        CheckKind::TandemHttpLb { address, path } => {
+            http_status(*address, path).await.and_then(|s| {
+                if s < 500 {
+                    Ok(())
+                } else {
+                    Err(format!("status {s}"))
+                }
+            })
         }
+        CheckKind::TandemMysql { address } => mysql_greeting(*address).await,
+        CheckKind::Tcp { address } => TcpStream::connect(address)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
         CheckKind::Http {
             address,
             path,
@@ -176,6 +184,21 @@ async fn http_status(address: std::net::SocketAddr, path: &str) -> Result<u16, S
         .and_then(|c| c.parse().ok())
         .filter(|_| line.starts_with("HTTP/"))
         .ok_or_else(|| format!("not an HTTP answer: {line:?}"))
+}
+
+/// A MySQL server greeting: 4-byte header, then protocol version 10
+/// (an ERR packet, 0xff, means the listener refuses connections).
+async fn mysql_greeting(address: std::net::SocketAddr) -> Result<(), String> {
+    let mut s = TcpStream::connect(address)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).await.map_err(|e| e.to_string())?;
+    match head[4] {
+        10 => Ok(()),
+        0xff => Err("the listener answered with an error packet".into()),
+        b => Err(format!("not a MySQL greeting (first byte {b})")),
+    }
 }
 
 async fn sql_value(

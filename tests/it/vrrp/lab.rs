@@ -204,11 +204,16 @@ impl Lab {
     }
 
     pub fn has_vip(&self, i: usize) -> bool {
+        self.has_addr(i, VIP)
+    }
+
+    /// Whether router `i`'s e0 has `addr`/24.
+    pub fn has_addr(&self, i: usize, addr: &str) -> bool {
         let out = ns_output(
             &self.router(i),
             &["ip", "-4", "-o", "addr", "show", "dev", "e0"],
         );
-        out.split_whitespace().any(|w| w == format!("{VIP}/24"))
+        out.split_whitespace().any(|w| w == format!("{addr}/24"))
     }
 
     /// Routers holding the VIP now.
@@ -253,6 +258,11 @@ impl Lab {
     /// `GET /status` of the tandem in router `i` (admin on 127.0.0.1:9090),
     /// the first VRRP instance's object.
     pub fn status(&self, i: usize) -> Option<serde_json::Value> {
+        self.instance_status(i, 0)
+    }
+
+    /// The `n`th VRRP instance's `/status` object in router `i`.
+    pub fn instance_status(&self, i: usize, n: usize) -> Option<serde_json::Value> {
         let script = "exec 3<>/dev/tcp/127.0.0.1/9090 && printf 'GET /status HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
         let out = Command::new("ip")
             .args([
@@ -270,7 +280,7 @@ impl Lab {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let body = text.split("\r\n\r\n").nth(1)?;
         let v: serde_json::Value = serde_json::from_str(body).ok()?;
-        Some(v["vrrp"]["instances"][0].clone())
+        Some(v["vrrp"]["instances"][n].clone())
     }
 
     pub fn state(&self, i: usize) -> Option<String> {

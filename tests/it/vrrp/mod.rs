@@ -2,8 +2,10 @@
 //! namespaces on a bridge, a client namespace that talks to the VIP.
 //! Root only (CI runs as root); see `lab.rs`.
 
+mod db;
 mod keepalived;
 mod lab;
+mod tracking;
 
 use std::time::Duration;
 
