@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::actions::{self, Actions, Reported};
 use super::addr::{self, Netlink};
+use super::filter::{Filter, Verdict};
 use super::machine::{Action, Input, Machine, Params, State};
 use super::packet::{self, Advert, Auth, ChecksumMode, Version, MULTICAST_GROUP};
 use super::socket::VrrpSocket;
@@ -46,8 +47,8 @@ pub struct Instance {
     cfg: VrrpInstance,
     netlink: Netlink,
     index: u32,
-    /// Non-VIP addresses of the interface, for the source check.
-    subnets: Vec<addr::IfAddr>,
+    /// What an advert must satisfy to be acted on.
+    filter: Filter,
     src: Ipv4Addr,
     socket: VrrpSocket,
     machine: Machine,
@@ -146,12 +147,13 @@ impl Instance {
                     cfg.interface
                 ))
             })?;
+        let version = if cfg.version == 2 {
+            Version::V2
+        } else {
+            Version::V3
+        };
         let machine = Machine::new(Params {
-            version: if cfg.version == 2 {
-                Version::V2
-            } else {
-                Version::V3
-            },
+            version,
             priority: cfg.priority,
             advert_interval_cs: (cfg.advert_interval_ms / 10) as u16,
             preempt: cfg.preempt,
@@ -166,10 +168,26 @@ impl Instance {
             let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
             s.local_address = src.to_string();
         }
+        let filter = Filter {
+            vrid: cfg.vrid,
+            version,
+            own: src,
+            subnets: subnets
+                .iter()
+                .map(|a| VirtualIp {
+                    addr: a.addr,
+                    prefix: a.prefix,
+                })
+                .collect(),
+            unicast_peers: cfg.unicast_peers.clone(),
+            auth: auth.clone(),
+            interval_cs: (cfg.advert_interval_ms / 10) as u16,
+            vips,
+        };
         Ok(Instance {
             index: link.index,
             netlink,
-            subnets,
+            filter,
             src,
             socket,
             machine,
@@ -296,46 +314,16 @@ impl Instance {
             Ok(r) => r,
             Err(e) => return invalid(name, e.label()),
         };
-        if r.advert.vrid != self.cfg.vrid || r.src == self.src {
-            return; // another virtual router on this LAN, or our own
-        }
-        let version = if self.cfg.version == 2 {
-            Version::V2
-        } else {
-            Version::V3
-        };
-        if r.advert.version != version {
-            return invalid(name, "version");
-        }
-        let source_ok = if self.cfg.unicast_peers.is_empty() {
-            self.subnets.iter().any(|a| {
-                VirtualIp {
-                    addr: a.addr,
-                    prefix: a.prefix,
+        match self.filter.check(&r) {
+            Verdict::Ignore => return,
+            Verdict::Drop(reason) => return invalid(name, reason),
+            Verdict::Accept { same_addresses } => {
+                if !same_addresses && !self.warned_addrs && r.advert.priority != 255 {
+                    // RFC 5798 Section 7.1: log and carry on.
+                    tracing::warn!(instance = %name, from = %r.src, "vrrp advert lists other virtual IPs than ours");
+                    self.warned_addrs = true;
                 }
-                .contains(r.src)
-            })
-        } else {
-            self.cfg.unicast_peers.contains(&r.src)
-        };
-        if !source_ok {
-            return invalid(name, "source");
-        }
-        if version == Version::V2 {
-            if r.advert.auth != self.auth {
-                return invalid(name, "auth");
             }
-            // RFC 3768 Section 7.1: the interval must match ours.
-            if u64::from(r.advert.interval_cs) * 10 != self.cfg.advert_interval_ms {
-                return invalid(name, "interval");
-            }
-        }
-        let ours: HashSet<Ipv4Addr> = self.cfg.virtual_ips.iter().map(|v| v.addr).collect();
-        let theirs: HashSet<Ipv4Addr> = r.advert.addrs.iter().copied().collect();
-        if ours != theirs && !self.warned_addrs && r.advert.priority != 255 {
-            // RFC 5798 Section 7.1: log and carry on.
-            tracing::warn!(instance = %name, from = %r.src, "vrrp advert lists other virtual IPs than ours");
-            self.warned_addrs = true;
         }
         ::metrics::counter!(metrics::VRRP_ADVERTS_RECEIVED_TOTAL, "instance" => name.clone())
             .increment(1);

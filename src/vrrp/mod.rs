@@ -14,12 +14,14 @@
 //! load on the main runtime can never delay an advert or a takeover.
 //!
 //! - `packet`: the codec; `machine`: the RFC state machine, no I/O, no clock;
+//! - `filter`: which adverts an instance acts on (VRID, version, source, auth);
 //! - `socket`: raw protocol-112 sockets; `addr`: link state, VIPs (netlink),
 //!   gratuitous ARP; `track`: checks; `actions`: notify and DB promote/fence;
 //! - `instance`: the actor that wires them together.
 
 mod actions;
 mod addr;
+mod filter;
 mod instance;
 pub mod machine;
 pub mod packet;

@@ -263,24 +263,23 @@ impl Lab {
 
     /// The `n`th VRRP instance's `/status` object in router `i`.
     pub fn instance_status(&self, i: usize, n: usize) -> Option<serde_json::Value> {
-        let script = "exec 3<>/dev/tcp/127.0.0.1/9090 && printf 'GET /status HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
+        let body = self.admin_get(i, "/status")?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        Some(v["vrrp"]["instances"][n].clone())
+    }
+
+    /// The body of `GET path` on router `i`'s admin listener (127.0.0.1:9090).
+    pub fn admin_get(&self, i: usize, path: &str) -> Option<String> {
+        let script = format!(
+            "exec 3<>/dev/tcp/127.0.0.1/9090 && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
+        );
+        let ns = self.router(i);
         let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.router(i),
-                "timeout",
-                "2",
-                "bash",
-                "-c",
-                script,
-            ])
+            .args(["netns", "exec", &ns, "timeout", "2", "bash", "-c", &script])
             .output()
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let body = text.split("\r\n\r\n").nth(1)?;
-        let v: serde_json::Value = serde_json::from_str(body).ok()?;
-        Some(v["vrrp"]["instances"][n].clone())
+        text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
     }
 
     pub fn state(&self, i: usize) -> Option<String> {

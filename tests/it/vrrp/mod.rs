@@ -76,6 +76,23 @@ fn vrrp_higher_priority_wins_and_sigkill_fails_over_with_garp() {
     );
     assert!(wait_until(SETTLE, || lab.client_reaches().as_deref() == Some("r2")));
     assert_eq!(lab.client_neighbour(), Some(lab.mac(2)));
+    let metrics = lab.admin_get(2, "/metrics").unwrap();
+    for line in [
+        r#"tandem_vrrp_state{instance="public",state="MASTER"} 1"#,
+        r#"tandem_vrrp_state{instance="public",state="BACKUP"} 0"#,
+        r#"tandem_vrrp_priority{instance="public"} 200"#,
+        r#"tandem_vrrp_transitions_total{instance="public",to="MASTER"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in:\n{metrics}"
+        );
+    }
+    assert!(metrics.contains(r#"tandem_vrrp_adverts_sent_total{instance="public"}"#));
+    assert!(lab
+        .admin_get(1, "/metrics")
+        .unwrap()
+        .contains(r#"tandem_vrrp_adverts_received_total{instance="public"}"#));
 
     // The master process dies without a word: r1 takes over after
     // Master_Down_Interval and announces itself with gratuitous ARP.
