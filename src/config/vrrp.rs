@@ -160,6 +160,10 @@ pub enum CheckKind {
 pub struct SyncGroup {
     pub name: String,
     pub instances: Vec<String>,
+    /// keepalived's `sgroup_tracking_weight`. Default false: a weighted check
+    /// of a member that fails puts the group in FAULT instead of lowering one
+    /// member's priority (which would make the members disagree and flap).
+    pub tracking_weight: bool,
 }
 
 // === raw ===
@@ -260,6 +264,8 @@ pub(super) struct RawCheck {
 pub(super) struct RawSyncGroup {
     pub name: String,
     pub instances: Vec<String>,
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub tracking_weight: Option<bool>,
 }
 
 // === impl DbAction ===
@@ -685,9 +691,11 @@ fn sync_groups(
                 ));
             }
         }
+        check_name(&g.name).map_err(|r| invalid(format!("vrrp.sync_groups[{i}].name"), r))?;
         out.push(SyncGroup {
             name: g.name,
             instances: g.instances,
+            tracking_weight: g.tracking_weight.unwrap_or(false),
         });
     }
     Ok(out)

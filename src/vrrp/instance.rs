@@ -33,13 +33,17 @@ const TICK: Duration = Duration::from_millis(50);
 /// How long a stop waits for its actions (notify, DB fence) to finish.
 const ACTIONS_DRAIN: Duration = Duration::from_secs(10);
 
-/// Instances of one sync group share who is in FAULT; any member in FAULT
-/// puts the others there too. A std Mutex: held for a set insert, never
-/// across an await.
-#[derive(Default)]
+/// A sync group (keepalived's `vrrp_sync_group`): its members change state
+/// together. Any member in FAULT puts the others in FAULT; a member becoming
+/// MASTER or falling back to BACKUP takes the others along.
 pub struct Group {
     pub name: String,
+    /// Weighted checks lower a member's priority (true) or fault the group (false).
+    tracking_weight: bool,
+    /// Members in FAULT now. A std Mutex: held for a set insert, never across an await.
     faulted: Mutex<HashSet<String>>,
+    /// (member, new state) for every MASTER/BACKUP change.
+    changes: tokio::sync::broadcast::Sender<(String, State)>,
 }
 
 /// A started instance, ready to run.
@@ -64,10 +68,12 @@ pub struct Instance {
 // === impl Group ===
 
 impl Group {
-    pub fn new(name: &str) -> Group {
+    pub fn new(name: &str, tracking_weight: bool) -> Group {
         Group {
             name: name.to_owned(),
+            tracking_weight,
             faulted: Mutex::default(),
+            changes: tokio::sync::broadcast::channel(64).0,
         }
     }
 
@@ -208,6 +214,7 @@ impl Instance {
         let (actions, worker) = Actions::start(&self.cfg);
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut group_rx = self.group.as_ref().map(|g| g.changes.subscribe());
         // Fault and priority before the first decision.
         let (fault, priority) = self.conditions().await;
         self.step(Input::Priority(priority), &actions).await;
@@ -228,6 +235,16 @@ impl Instance {
                     }
                 },
                 _ = tick.tick() => self.on_tick(&actions).await,
+                (member, to) = group_change(&mut group_rx) => {
+                    let input = match to {
+                        State::Master => Some(Input::GroupMaster),
+                        State::Backup => Some(Input::GroupBackup),
+                        _ => None,
+                    };
+                    if let (Some(input), true) = (input, member != self.cfg.name) {
+                        self.step(input, &actions).await;
+                    }
+                }
             }
         }
         self.step(Input::Shutdown, &actions).await;
@@ -260,6 +277,9 @@ impl Instance {
             }
         }
         let mut priority = i32::from(self.cfg.priority);
+        // keepalived: in a sync group, weights fault the group unless
+        // `tracking_weight` (sgroup_tracking_weight) says otherwise.
+        let weights_fault = self.group.as_ref().is_some_and(|g| !g.tracking_weight);
         let mut checks = serde_json::Map::new();
         for t in &self.cfg.track {
             let up = self.checks.get(&t.check).and_then(|rx| *rx.borrow());
@@ -268,6 +288,11 @@ impl Instance {
             let up = up.unwrap_or(true);
             match (t.weight, up) {
                 (0, false) => reasons.push(format!("check {} failing", t.check)),
+                (_, false) if weights_fault => reasons.push(format!(
+                    "check {} failing (weights fault a sync group without tracking_weight)",
+                    t.check
+                )),
+                _ if weights_fault => {}
                 (w, true) if w > 0 => priority += w,
                 (w, false) if w < 0 => priority += w,
                 _ => {}
@@ -438,6 +463,10 @@ impl Instance {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
         }
+        if let (Some(g), State::Master | State::Backup) = (&self.group, to) {
+            // No receiver (a one-member moment at shutdown) is fine.
+            let _ = g.changes.send((name.clone(), to));
+        }
         let reported = match to {
             State::Master => Some(Reported::Master),
             State::Backup => Some(Reported::Backup),
@@ -476,6 +505,22 @@ fn invalid(instance: &str, reason: &'static str) {
     ::metrics::counter!(metrics::VRRP_INVALID_PACKETS_TOTAL, "instance" => instance.to_owned(), "reason" => reason)
         .increment(1);
     tracing::debug!(instance, reason, "vrrp datagram dropped");
+}
+
+/// The next change of another sync group member; never, without a group.
+async fn group_change(
+    rx: &mut Option<tokio::sync::broadcast::Receiver<(String, State)>>,
+) -> (String, State) {
+    if let Some(rx) = rx {
+        loop {
+            match rx.recv().await {
+                Ok(change) => return change,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }
+    std::future::pending().await
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

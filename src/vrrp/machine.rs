@@ -64,6 +64,11 @@ pub enum Input {
     Fault(bool),
     /// The effective priority changed (tracked checks with weights).
     Priority(u8),
+    /// Another member of this instance's sync group became MASTER
+    /// (keepalived's `vrrp_sync_group`: members change state together).
+    GroupMaster,
+    /// Another member of the sync group went from MASTER to BACKUP.
+    GroupBackup,
 }
 
 /// What the caller must do.
@@ -206,6 +211,20 @@ impl Machine {
             } => self.on_advert(now, src, priority, interval_cs, &mut out),
             Input::Timer => self.on_timer(now, &mut out),
             Input::Fault(bad) => self.on_fault(now, bad, &mut out),
+            Input::GroupMaster => {
+                if self.state == State::Backup {
+                    self.become_master(now, &mut out);
+                }
+            }
+            Input::GroupBackup => {
+                if self.state == State::Master {
+                    self.adver_at = None;
+                    self.master = None;
+                    self.master_down_at = Some(now + self.master_down_interval());
+                    out.push(Action::ReleaseAddresses);
+                    self.enter(State::Backup, &mut out);
+                }
+            }
             Input::Priority(p) => {
                 // The address owner's priority is not adjusted (keepalived does the same).
                 if self.params.priority != 255 {

@@ -200,7 +200,7 @@ fn run_thread(
         let checks = track::start(&cfg.checks, &stop);
         let mut groups: HashMap<&str, Arc<Group>> = HashMap::new();
         for g in &cfg.sync_groups {
-            let group = Arc::new(Group::new(&g.name));
+            let group = Arc::new(Group::new(&g.name, g.tracking_weight));
             for member in &g.instances {
                 groups.insert(member.as_str(), group.clone());
             }

@@ -307,3 +307,32 @@ fn weighted_priority_drop_lets_the_peer_preempt() {
     m.handle(ms(7000), Input::Priority(0));
     assert_eq!(m.priority(), 1);
 }
+
+#[test]
+fn sync_group_members_follow_each_other() {
+    let mut m = backup(params(100));
+    let out = m.handle(ms(100), Input::GroupMaster);
+    assert_eq!(
+        out,
+        vec![
+            Action::SendAdvert(100),
+            Action::TakeAddresses,
+            changed(State::Backup, State::Master)
+        ]
+    );
+    // Already master: nothing to do.
+    assert!(m.handle(ms(200), Input::GroupMaster).is_empty());
+    let out = m.handle(ms(300), Input::GroupBackup);
+    assert_eq!(
+        out,
+        vec![
+            Action::ReleaseAddresses,
+            changed(State::Master, State::Backup)
+        ]
+    );
+    assert_eq!(m.deadline(), Some(ms(300) + m.master_down_interval()));
+    // FAULT is left alone by either.
+    m.handle(ms(400), Input::Fault(true));
+    assert!(m.handle(ms(500), Input::GroupMaster).is_empty());
+    assert_eq!(m.state(), State::Fault);
+}
