@@ -179,6 +179,9 @@ pub fn gratuitous_arp(
         .octets();
     let config = pnet_datalink::Config {
         read_timeout: Some(std::time::Duration::from_millis(1)),
+        // pnet's default would put the interface in promiscuous mode while
+        // the socket is open; sending needs none of that.
+        promiscuous: false,
         ..Default::default()
     };
     let mut tx = match pnet_datalink::channel(&iface, config) {
