@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 pub use vrrp::{
-    CheckKind, DbAction, SyncGroup, TrackRef, VirtualIp, VrrpCheck, VrrpConfig, VrrpInstance,
+    DbAction, SyncGroup, TrackRef, VirtualIp, VrrpCheck, VrrpCheckKind, VrrpConfig, VrrpInstance,
 };
 
 /// A validated configuration; every default is filled in.

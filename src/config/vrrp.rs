@@ -112,7 +112,7 @@ pub struct DbAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VrrpCheck {
     pub name: String,
-    pub kind: CheckKind,
+    pub kind: VrrpCheckKind,
     /// Default 1 000.
     pub interval_ms: u64,
     /// Default: the interval.
@@ -125,7 +125,7 @@ pub struct VrrpCheck {
 
 /// What a check looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckKind {
+pub enum VrrpCheckKind {
     /// A TCP connect succeeds.
     Tcp { address: SocketAddr },
     /// `GET path` answers `expect_status` (default 200).
@@ -587,7 +587,7 @@ fn check(i: usize, raw: RawCheck) -> Result<VrrpCheck, Invalid> {
         Ok((address, user, raw.password.clone().unwrap_or_default()))
     };
     let kind = match raw.kind.as_str() {
-        "tcp" => CheckKind::Tcp {
+        "tcp" => VrrpCheckKind::Tcp {
             address: socket(&raw)?,
         },
         "http" => {
@@ -595,7 +595,7 @@ fn check(i: usize, raw: RawCheck) -> Result<VrrpCheck, Invalid> {
             if !(100..=599).contains(&expect) {
                 return Err(invalid(f("expect_status"), "must be 100 to 599"));
             }
-            CheckKind::Http {
+            VrrpCheckKind::Http {
                 address: socket(&raw)?,
                 path: raw.path.clone().unwrap_or_else(|| "/".into()),
                 expect_status: expect as u16,
@@ -603,7 +603,7 @@ fn check(i: usize, raw: RawCheck) -> Result<VrrpCheck, Invalid> {
         }
         "mariadb_alive" => {
             let (address, user, password) = login(&raw)?;
-            CheckKind::MariadbAlive {
+            VrrpCheckKind::MariadbAlive {
                 address,
                 user,
                 password,
@@ -611,22 +611,22 @@ fn check(i: usize, raw: RawCheck) -> Result<VrrpCheck, Invalid> {
         }
         "mariadb_writable" => {
             let (address, user, password) = login(&raw)?;
-            CheckKind::MariadbWritable {
+            VrrpCheckKind::MariadbWritable {
                 address,
                 user,
                 password,
             }
         }
-        "tandem_http_lb" => CheckKind::TandemHttpLb {
+        "tandem_http_lb" => VrrpCheckKind::TandemHttpLb {
             address: socket(&raw)?,
             path: raw.path.clone().unwrap_or_else(|| "/".into()),
         },
-        "tandem_mysql" => CheckKind::TandemMysql {
+        "tandem_mysql" => VrrpCheckKind::TandemMysql {
             address: socket(&raw)?,
         },
         "script" => match &raw.command {
             Some(c) if !c.is_empty() && !c[0].is_empty() => {
-                CheckKind::Script { command: c.clone() }
+                VrrpCheckKind::Script { command: c.clone() }
             }
             _ => {
                 return Err(invalid(
