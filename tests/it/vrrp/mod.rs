@@ -276,3 +276,22 @@ fn vrrp_stale_vip_is_removed_at_start_and_bad_subnet_is_refused() {
         "{err}"
     );
 }
+
+/// A config with only `[vrrp]` runs (no NothingToRun); an interface that
+/// does not exist stops the start with a message that names it.
+#[tokio::test]
+async fn vrrp_missing_interface_is_a_clear_start_error() {
+    let text = tandem_conf(100, 1000, "")
+        .replace("interface = \"e0\"", "interface = \"tvnope0\"")
+        .replace("[admin]\nlisten = \"127.0.0.1:9090\"", "");
+    let cfg = tandem::config::Config::from_toml_str(&text, "<test>").unwrap();
+    assert!(!cfg.runs_nothing());
+    let err = tandem::app::App::start(cfg)
+        .await
+        .err()
+        .expect("start fails");
+    assert_eq!(
+        err.to_string(),
+        "vrrp instance public: no interface named \"tvnope0\""
+    );
+}
