@@ -4,12 +4,11 @@
 //! client). On a work-stealing runtime every readiness event may wake a
 //! second worker thread to steal the task, and those cross-core wake-ups cost
 //! more CPU than the relay itself (measured: most of tandem's CPU went to
-//! futex/scheduler wake-ups). Here each accepted socket is handed to one
-//! worker for its whole life: its I/O, timers and tasks stay on one thread,
-//! which sleeps only in `epoll_wait`.
+//! futex/scheduler wake-ups). Here each worker accepts its own connections
+//! (`mysql::listener::serve`) and runs them for their whole life: their I/O,
+//! timers and tasks stay on one thread, which sleeps only in `epoll_wait`.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::runtime::Handle;
@@ -30,7 +29,6 @@ pub fn current() -> Option<usize> {
 pub struct Workers {
     handles: Vec<Handle>,
     threads: Vec<JoinHandle<()>>,
-    next: AtomicUsize,
     /// Cancelled when the workers must stop (after the shutdown grace period).
     stop: CancellationToken,
 }
@@ -60,7 +58,6 @@ impl Workers {
         Ok(Workers {
             handles,
             threads,
-            next: AtomicUsize::new(0),
             stop,
         })
     }
@@ -76,12 +73,6 @@ impl Workers {
     /// Every worker's runtime, by index.
     pub fn handles(&self) -> &[Handle] {
         &self.handles
-    }
-
-    /// The worker for the next connection (round robin).
-    pub fn pick(&self) -> &Handle {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
-        &self.handles[i]
     }
 
     /// Stops the worker threads; tasks still running on them are dropped.
