@@ -71,13 +71,15 @@ impl App {
         let mut mysql = None;
         let mut monitor = None;
         let mut workers = None;
-        if let Some(m) = &config.mysql {
+        if config.mysql.is_some() || config.http.is_some() {
             let n = config
                 .runtime
                 .worker_threads
                 .unwrap_or_else(default_workers);
-            let pool = Arc::new(Workers::start(n).map_err(AppError::Workers)?);
-            workers = Some(pool.clone());
+            workers = Some(Arc::new(Workers::start(n).map_err(AppError::Workers)?));
+        }
+        if let Some(m) = &config.mysql {
+            let pool = workers.clone().expect("workers start with [mysql]");
             let topology = Arc::new(Topology::from_config(&m.backends));
             let mon = Monitor::new(topology.clone(), m, monitor_tls(m)?);
             mon.start(&tracker, &shutdown);
@@ -104,7 +106,9 @@ impl App {
 
         let mut http = None;
         if let Some(h) = &config.http {
-            http = Some(Arc::new(HttpLb::start(h, &tracker, &shutdown).await?));
+            http = Some(Arc::new(
+                HttpLb::start(h, &tracker, &shutdown, workers.clone()).await?,
+            ));
         }
 
         let mut admin_addr = None;

@@ -21,6 +21,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::workers::Workers;
+
 use super::proxy::{self, Activity, ConnCtx, Frontend};
 
 /// After shutdown, how long requests in flight may take before their
@@ -36,6 +38,7 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    workers: Option<Arc<Workers>>,
 ) {
     let builder = Arc::new(builder(&fe));
     loop {
@@ -59,14 +62,33 @@ pub async fn serve(
         fe.connections.fetch_add(1, Ordering::Relaxed);
         fe.metrics.connections.increment(1.0);
         fe.metrics.connections_total.increment(1);
-        tracker.spawn(connection(
-            stream,
-            peer,
-            fe.clone(),
-            tls.clone(),
-            builder.clone(),
-            shutdown.clone(),
-        ));
+        let (fe, tls, builder, shutdown) =
+            (fe.clone(), tls.clone(), builder.clone(), shutdown.clone());
+        let Some(w) = &workers else {
+            tracker.spawn(connection(stream, peer, fe, tls, builder, shutdown));
+            continue;
+        };
+        // Move the socket to the worker's reactor: deregister here, register
+        // there; the connection then lives on that one thread.
+        let std_tcp = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("http: cannot hand a connection to a worker: {e}");
+                fe.connections.fetch_sub(1, Ordering::Relaxed);
+                fe.metrics.connections.decrement(1.0);
+                continue;
+            }
+        };
+        w.pick().spawn(tracker.track_future(async move {
+            match TcpStream::from_std(std_tcp) {
+                Ok(tcp) => connection(tcp, peer, fe, tls, builder, shutdown).await,
+                Err(e) => {
+                    tracing::warn!("http: cannot register a connection: {e}");
+                    fe.connections.fetch_sub(1, Ordering::Relaxed);
+                    fe.metrics.connections.decrement(1.0);
+                }
+            }
+        }));
     }
     drop(listener);
     tracing::debug!(frontend = %fe.cfg.name, "http: listener closed");

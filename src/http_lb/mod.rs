@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HttpConfig;
+use crate::workers::Workers;
 
 pub use health::AdminMode;
 use proxy::Frontend;
@@ -87,11 +88,15 @@ pub struct HttpLb {
 
 impl HttpLb {
     /// Binds every frontend and starts its listener and check tasks.
+    /// Client connections run on `workers` when given (a connection stays
+    /// on one worker thread), else on the caller's runtime.
     pub async fn start(
         cfg: &HttpConfig,
         tracker: &TaskTracker,
         shutdown: &CancellationToken,
+        workers: Option<Arc<Workers>>,
     ) -> Result<HttpLb, HttpLbError> {
+        let per_worker = workers.as_ref().map_or(1, |w| w.len().max(1));
         let mut frontends = Vec::with_capacity(cfg.frontends.len());
         let mut addrs = Vec::with_capacity(cfg.frontends.len());
         for fc in &cfg.frontends {
@@ -147,6 +152,7 @@ impl HttpLb {
                 pool.clone(),
                 log,
                 shutdown.clone(),
+                per_worker,
             ));
             if let Some(h) = &fc.health_check {
                 let h = Arc::new(h.clone());
@@ -166,6 +172,7 @@ impl HttpLb {
                 tls,
                 shutdown.clone(),
                 tracker.clone(),
+                workers.clone(),
             ));
             let tunnels = fe.tunnels.clone();
             tracker.spawn(async move {

@@ -37,8 +37,10 @@ use super::stats::{class_index, FrontendMetrics};
 pub struct Frontend {
     pub cfg: FrontendConfig,
     pub pool: Arc<Pool>,
-    /// Keep-alive connections to the servers, keyed by server address.
-    client: Client<HttpConnector, ForwardBody>,
+    /// Keep-alive connections to the servers, one pool per session worker
+    /// (`crate::workers::current()`), so a request and its upstream
+    /// connection stay on one thread.
+    clients: Vec<Client<HttpConnector, ForwardBody>>,
     pub metrics: FrontendMetrics,
     access_log: Option<AccessLog>,
     /// Client connections open now (for `max_connections` and `/status`).
@@ -103,28 +105,39 @@ impl Frontend {
         pool: Arc<Pool>,
         access_log: Option<AccessLog>,
         shutdown: CancellationToken,
+        workers: usize,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms))
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_server)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        let clients = (0..workers.max(1)).map(|_| upstream_client(&cfg)).collect();
         Frontend {
             metrics: FrontendMetrics::new(&cfg.name),
             backend_timeout: Duration::from_millis(cfg.backend_timeout_ms),
             cfg,
             pool,
-            client,
+            clients,
             access_log,
             connections: AtomicUsize::new(0),
             tunnels: TaskTracker::new(),
             shutdown,
         }
     }
+
+    fn client(&self) -> &Client<HttpConnector, ForwardBody> {
+        let i = crate::workers::current().unwrap_or(0) % self.clients.len();
+        &self.clients[i]
+    }
+}
+
+/// A keep-alive client towards the servers with the frontend's limits.
+fn upstream_client(cfg: &FrontendConfig) -> Client<HttpConnector, ForwardBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms))
+        .pool_max_idle_per_host(cfg.pool_max_idle_per_server)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector)
 }
 
 // === impl Inflight ===
@@ -242,8 +255,8 @@ pub async fn handle(
     let path = parts
         .uri
         .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+        .cloned()
+        .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
     let hint = body.size_hint();
     let slot: Option<BodySlot> = (!body.is_end_stream()).then(|| Arc::new(Mutex::new(Some(body))));
     let over_limit = Arc::new(AtomicBool::new(false));
@@ -262,7 +275,11 @@ pub async fn handle(
         }
         finish.attempts += 1;
         let server = fe.pool.servers[index].clone();
-        let Ok(uri) = format!("{}{}", server.origin, path).parse::<Uri>() else {
+        let mut target = hyper::http::uri::Parts::default();
+        target.scheme = Some(hyper::http::uri::Scheme::HTTP);
+        target.authority = Some(server.authority.clone());
+        target.path_and_query = Some(path.clone());
+        let Ok(uri) = Uri::from_parts(target) else {
             break Failure::Status(StatusCode::BAD_REQUEST, "400 bad request: invalid target\n");
         };
         let mut forward = Request::new(ForwardBody::new(
@@ -276,7 +293,7 @@ pub async fn handle(
         *forward.version_mut() = Version::HTTP_11;
         *forward.headers_mut() = parts.headers.clone();
         let inflight = Inflight::new(&server);
-        let sent = tokio::time::timeout(fe.backend_timeout, fe.client.request(forward)).await;
+        let sent = tokio::time::timeout(fe.backend_timeout, fe.client().request(forward)).await;
         let error = match sent {
             Ok(Ok(mut response)) => {
                 let status = response.status();

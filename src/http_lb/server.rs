@@ -19,8 +19,8 @@ pub struct Server {
     pub address: String,
     /// Resolved once at start.
     pub addr: SocketAddr,
-    /// `http://ip:port`, the prefix of every request URI sent to it.
-    pub origin: String,
+    /// `ip:port`, the authority of every request URI sent to it.
+    pub authority: hyper::http::uri::Authority,
     pub weight: u32,
     pub backup: bool,
     name_hash: u64,
@@ -87,7 +87,10 @@ impl Server {
             name: cfg.name.clone(),
             address: cfg.address.clone(),
             addr,
-            origin: format!("http://{addr}"),
+            authority: addr
+                .to_string()
+                .parse()
+                .expect("a socket address is a valid authority"),
             weight: cfg.weight,
             backup: cfg.backup,
             name_hash: balance::hash_of(cfg.name.as_str()),
