@@ -12,8 +12,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{self, ActionError, AdminContext, BackendAction, Health};
+use crate::admin::{self, ActionError, AdminContext, BackendAction, Health, HttpServerAction};
 use crate::config::{Config, MysqlConfig};
+use crate::http_lb::{HttpLb, HttpLbError};
 use crate::mysql::backend::BackendTls;
 use crate::mysql::listener::{self, ListenerError, MysqlShared};
 use crate::topology::decide::AdminMode;
@@ -23,10 +24,12 @@ use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("nothing to run: the config has no [mysql] or [admin] section")]
+    #[error("nothing to run: the config has no [mysql], [http] or [admin] section")]
     NothingToRun,
     #[error("mysql listener: {0}")]
     Mysql(#[from] ListenerError),
+    #[error("http load balancer: {0}")]
+    Http(#[from] HttpLbError),
     #[error("admin listener on {addr}: {source}")]
     Admin {
         addr: SocketAddr,
@@ -43,6 +46,8 @@ pub struct App {
     pub mysql_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
     pub mysql: Option<Arc<MysqlShared>>,
+    /// The HTTP load balancer; its frontends' bound addresses are in `http.addrs`.
+    pub http: Option<Arc<HttpLb>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
@@ -54,7 +59,7 @@ pub struct App {
 impl App {
     /// Binds every configured listener and spawns its tasks.
     pub async fn start(config: Config) -> Result<App, AppError> {
-        if config.mysql.is_none() && config.admin.is_none() {
+        if config.mysql.is_none() && config.admin.is_none() && config.http.is_none() {
             return Err(AppError::NothingToRun);
         }
         let prometheus = crate::metrics::install();
@@ -66,13 +71,15 @@ impl App {
         let mut mysql = None;
         let mut monitor = None;
         let mut workers = None;
-        if let Some(m) = &config.mysql {
+        if config.mysql.is_some() || config.http.is_some() {
             let n = config
                 .runtime
                 .worker_threads
                 .unwrap_or_else(default_workers);
-            let pool = Arc::new(Workers::start(n).map_err(AppError::Workers)?);
-            workers = Some(pool.clone());
+            workers = Some(Arc::new(Workers::start(n).map_err(AppError::Workers)?));
+        }
+        if let Some(m) = &config.mysql {
+            let pool = workers.clone().expect("workers start with [mysql]");
             let topology = Arc::new(Topology::from_config(&m.backends));
             let mon = Monitor::new(topology.clone(), m, monitor_tls(m)?);
             mon.start(&tracker, &shutdown);
@@ -97,6 +104,13 @@ impl App {
             mysql = Some(shared);
         }
 
+        let mut http = None;
+        if let Some(h) = &config.http {
+            http = Some(Arc::new(
+                HttpLb::start(h, &tracker, &shutdown, workers.clone()).await?,
+            ));
+        }
+
         let mut admin_addr = None;
         if let Some(a) = &config.admin {
             let sock = tokio::net::TcpListener::bind(a.listen)
@@ -107,7 +121,7 @@ impl App {
                 })?;
             admin_addr = sock.local_addr().ok();
             tracing::info!(addr = ?admin_addr, "admin listener ready");
-            let ctx = admin_context(prometheus, mysql.clone(), monitor.clone());
+            let ctx = admin_context(prometheus, mysql.clone(), monitor.clone(), http.clone());
             let token = shutdown.clone();
             tracker.spawn(async move {
                 if let Err(e) = admin::serve(sock, ctx, token).await {
@@ -119,6 +133,7 @@ impl App {
             mysql_addr,
             admin_addr,
             mysql,
+            http,
             shutdown,
             tracker,
             grace: Duration::from_millis(config.runtime.shutdown_grace_ms),
@@ -182,8 +197,10 @@ fn admin_context(
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     mysql: Option<Arc<MysqlShared>>,
     monitor: Option<Arc<Monitor>>,
+    http: Option<Arc<HttpLb>>,
 ) -> AdminContext {
     let for_status = mysql.clone();
+    let http_status = http.clone();
     let for_explain = mysql.clone();
     AdminContext {
         prometheus,
@@ -191,6 +208,7 @@ fn admin_context(
             serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "mysql": for_status.as_ref().map(|m| m.status_json()),
+                "http": http_status.as_ref().map(|h| h.status_json()),
             })
         }),
         explain: Arc::new(move |sql| for_explain.as_ref().map(|m| m.explain(sql))),
@@ -209,6 +227,20 @@ fn admin_context(
                 MonitorError::UnknownBackend(_) => ActionError::NotFound(e.to_string()),
                 MonitorError::Refused(_) => ActionError::Conflict(e.to_string()),
             })
+        }),
+        http_server_action: Arc::new(move |frontend, server, action| {
+            let Some(http) = &http else {
+                return Err(ActionError::NotFound(
+                    "no [http] section on this node".into(),
+                ));
+            };
+            let mode = match action {
+                HttpServerAction::Drain => crate::http_lb::AdminMode::Drain,
+                HttpServerAction::Maintenance => crate::http_lb::AdminMode::Maintenance,
+                HttpServerAction::Ready => crate::http_lb::AdminMode::Ready,
+            };
+            http.server_action(frontend, server, mode)
+                .map_err(|e| ActionError::NotFound(e.to_string()))
         }),
         health: Arc::new(move || Health {
             ok: true,

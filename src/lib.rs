@@ -35,10 +35,14 @@
 //! - [`mysql::io`]: plain-or-TLS socket and buffered packet reader/writer.
 //! - [`workers`]: session worker threads, one single-threaded runtime per core.
 //! - [`tls`]: rustls server/client configuration from PEM files.
+//! - [`http_lb`]: the HTTP load balancer: frontends (h1/h2, TLS with SNI), server pools
+//!   with smooth weighted round-robin / leastconn / random2 / source, active checks with
+//!   rise/fall, passive ejection, drain, safe retries, stickiness, access log.
 
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod http_lb;
 pub mod metrics;
 pub mod mysql;
 pub mod tls;

@@ -16,6 +16,7 @@
 //! `[[mysql.backends]]`) cannot be overridden this way.
 
 mod error;
+mod http;
 mod load;
 mod raw;
 mod validate;
@@ -27,6 +28,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub use http::{
+    AccessLogConfig, AccessLogFormat, CertKey, CheckKind, FrontendConfig, FrontendTls,
+    HealthCheckConfig, HttpBalance, HttpConfig, HttpServerConfig,
+};
 
 /// A validated configuration; every default is filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +41,8 @@ pub struct Config {
     pub origin: String,
     pub admin: Option<AdminConfig>,
     pub mysql: Option<MysqlConfig>,
+    /// `[http]`: the HTTP load balancer.
+    pub http: Option<HttpConfig>,
     pub runtime: RuntimeConfig,
     pub log: LogConfig,
 }
@@ -339,9 +346,9 @@ impl Config {
         include_str!("example.toml")
     }
 
-    /// True when the configuration names nothing to run (no `[admin]`, no `[mysql]`).
+    /// True when the configuration names nothing to run (no `[admin]`, no `[mysql]`, no `[http]`).
     pub fn runs_nothing(&self) -> bool {
-        self.admin.is_none() && self.mysql.is_none()
+        self.admin.is_none() && self.mysql.is_none() && self.http.is_none()
     }
 }
 

@@ -19,6 +19,7 @@ use super::{AuthPlugin, Balance, ConfiguredRole, LogFormat, PrimaryReads, ReadOn
 pub(super) struct RawConfig {
     pub admin: Option<RawAdmin>,
     pub mysql: Option<RawMysql>,
+    pub http: Option<super::http::RawHttp>,
     #[serde(default)]
     pub runtime: RawRuntime,
     #[serde(default)]
@@ -274,16 +275,16 @@ impl Visitor<'_> for BoolVisitor {
     }
 }
 
-fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+pub(super) fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     d.deserialize_any(UnsignedVisitor::<u32>(PhantomData))
         .map(Some)
 }
 
-fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(super) fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     d.deserialize_any(UnsignedVisitor::<u64>(PhantomData))
         .map(Some)
 }
 
-fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+pub(super) fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     d.deserialize_any(BoolVisitor).map(Some)
 }

@@ -13,6 +13,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub mod http;
+
 use ::metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
     Gauge, Histogram, Unit,
@@ -163,6 +165,7 @@ pub fn install() -> PrometheusHandle {
 
 /// Describes every metric to the installed recorder (`# HELP` lines and units).
 pub fn describe() {
+    http::describe();
     describe_gauge!(
         MYSQL_CLIENT_CONNECTIONS,
         Unit::Count,
