@@ -9,6 +9,7 @@
 //! timers and tasks stay on one thread, which sleeps only in `epoll_wait`.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::runtime::Handle;
@@ -29,6 +30,7 @@ pub fn current() -> Option<usize> {
 pub struct Workers {
     handles: Vec<Handle>,
     threads: Vec<JoinHandle<()>>,
+    next: AtomicUsize,
     /// Cancelled when the workers must stop (after the shutdown grace period).
     stop: CancellationToken,
 }
@@ -58,6 +60,7 @@ impl Workers {
         Ok(Workers {
             handles,
             threads,
+            next: AtomicUsize::new(0),
             stop,
         })
     }
@@ -73,6 +76,12 @@ impl Workers {
     /// Every worker's runtime, by index.
     pub fn handles(&self) -> &[Handle] {
         &self.handles
+    }
+
+    /// A worker for the next task (round robin).
+    pub fn pick(&self) -> &Handle {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        &self.handles[i]
     }
 
     /// Stops the worker threads; tasks still running on them are dropped.
