@@ -12,8 +12,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admin::{self, ActionError, AdminContext, BackendAction, Health};
+use crate::admin::{self, ActionError, AdminContext, BackendAction, Health, HttpServerAction};
 use crate::config::{Config, MysqlConfig};
+use crate::http_lb::{HttpLb, HttpLbError};
 use crate::mysql::backend::BackendTls;
 use crate::mysql::listener::{self, ListenerError, MysqlShared};
 use crate::topology::decide::AdminMode;
@@ -24,10 +25,12 @@ use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("nothing to run: the config has no [mysql], [admin] or [vrrp] section")]
+    #[error("nothing to run: the config has no [mysql], [http], [vrrp] or [admin] section")]
     NothingToRun,
     #[error("mysql listener: {0}")]
     Mysql(#[from] ListenerError),
+    #[error("http load balancer: {0}")]
+    Http(#[from] HttpLbError),
     #[error("admin listener on {addr}: {source}")]
     Admin {
         addr: SocketAddr,
@@ -46,6 +49,8 @@ pub struct App {
     pub mysql_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
     pub mysql: Option<Arc<MysqlShared>>,
+    /// The HTTP load balancer; its frontends' bound addresses are in `http.addrs`.
+    pub http: Option<Arc<HttpLb>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     grace: Duration,
@@ -70,13 +75,15 @@ impl App {
         let mut mysql = None;
         let mut monitor = None;
         let mut workers = None;
-        if let Some(m) = &config.mysql {
+        if config.mysql.is_some() || config.http.is_some() {
             let n = config
                 .runtime
                 .worker_threads
                 .unwrap_or_else(default_workers);
-            let pool = Arc::new(Workers::start(n).map_err(AppError::Workers)?);
-            workers = Some(pool.clone());
+            workers = Some(Arc::new(Workers::start(n).map_err(AppError::Workers)?));
+        }
+        if let Some(m) = &config.mysql {
+            let pool = workers.clone().expect("workers start with [mysql]");
             let topology = Arc::new(Topology::from_config(&m.backends));
             let mon = Monitor::new(topology.clone(), m, monitor_tls(m)?);
             mon.start(&tracker, &shutdown);
@@ -101,6 +108,12 @@ impl App {
             mysql = Some(shared);
         }
 
+        let mut http = None;
+        if let Some(h) = &config.http {
+            http = Some(Arc::new(
+                HttpLb::start(h, &tracker, &shutdown, workers.clone()).await?,
+            ));
+        }
         // After the MySQL listener, so a node that becomes master can serve at once.
         let vrrp = match config.vrrp.clone() {
             Some(v) => Some(Arc::new(Vrrp::start(v, &shutdown).await?)),
@@ -117,7 +130,13 @@ impl App {
                 })?;
             admin_addr = sock.local_addr().ok();
             tracing::info!(addr = ?admin_addr, "admin listener ready");
-            let ctx = admin_context(prometheus, mysql.clone(), monitor.clone(), vrrp.clone());
+            let ctx = admin_context(
+                prometheus,
+                mysql.clone(),
+                monitor.clone(),
+                http.clone(),
+                vrrp.clone(),
+            );
             let token = shutdown.clone();
             tracker.spawn(async move {
                 if let Err(e) = admin::serve(sock, ctx, token).await {
@@ -129,6 +148,7 @@ impl App {
             mysql_addr,
             admin_addr,
             mysql,
+            http,
             shutdown,
             tracker,
             grace: Duration::from_millis(config.runtime.shutdown_grace_ms),
@@ -197,9 +217,11 @@ fn admin_context(
     prometheus: metrics_exporter_prometheus::PrometheusHandle,
     mysql: Option<Arc<MysqlShared>>,
     monitor: Option<Arc<Monitor>>,
+    http: Option<Arc<HttpLb>>,
     vrrp: Option<Arc<Vrrp>>,
 ) -> AdminContext {
     let for_status = mysql.clone();
+    let http_status = http.clone();
     let for_explain = mysql.clone();
     AdminContext {
         prometheus,
@@ -207,6 +229,7 @@ fn admin_context(
             serde_json::json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "mysql": for_status.as_ref().map(|m| m.status_json()),
+                "http": http_status.as_ref().map(|h| h.status_json()),
                 "vrrp": vrrp.as_ref().map(|v| v.status_json()),
             })
         }),
@@ -226,6 +249,20 @@ fn admin_context(
                 MonitorError::UnknownBackend(_) => ActionError::NotFound(e.to_string()),
                 MonitorError::Refused(_) => ActionError::Conflict(e.to_string()),
             })
+        }),
+        http_server_action: Arc::new(move |frontend, server, action| {
+            let Some(http) = &http else {
+                return Err(ActionError::NotFound(
+                    "no [http] section on this node".into(),
+                ));
+            };
+            let mode = match action {
+                HttpServerAction::Drain => crate::http_lb::AdminMode::Drain,
+                HttpServerAction::Maintenance => crate::http_lb::AdminMode::Maintenance,
+                HttpServerAction::Ready => crate::http_lb::AdminMode::Ready,
+            };
+            http.server_action(frontend, server, mode)
+                .map_err(|e| ActionError::NotFound(e.to_string()))
         }),
         health: Arc::new(move || Health {
             ok: true,

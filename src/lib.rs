@@ -35,6 +35,9 @@
 //! - [`mysql::io`]: plain-or-TLS socket and buffered packet reader/writer.
 //! - [`workers`]: session worker threads, one single-threaded runtime per core.
 //! - [`tls`]: rustls server/client configuration from PEM files.
+//! - [`http_lb`]: the HTTP load balancer: frontends (h1/h2, TLS with SNI), server pools
+//!   with smooth weighted round-robin / leastconn / random2 / source, active checks with
+//!   rise/fall, passive ejection, drain, safe retries, stickiness, access log.
 //! - [`vrrp`]: floating IPs: VRRPv3/v2 codec (`packet`), the pure state machine
 //!   (`machine`), raw socket I/O (`socket`), VIPs, carrier and gratuitous ARP (`addr`,
 //!   the only netlink user), tracked checks (`track`), notify and DB actions (`actions`);
@@ -43,6 +46,7 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod http_lb;
 pub mod metrics;
 pub mod mysql;
 pub mod tls;

@@ -56,6 +56,22 @@ pub enum ActionError {
 pub type BackendActionFn =
     dyn Fn(&str, BackendAction) -> Result<serde_json::Value, ActionError> + Send + Sync;
 
+/// An operator's request on one HTTP server
+/// (`POST /http/frontends/{frontend}/servers/{server}/{action}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpServerAction {
+    /// No new requests (sticky sessions still arrive); in-flight ones finish.
+    Drain,
+    /// No requests at all; in-flight ones finish.
+    Maintenance,
+    /// Back to the health checks' judgement.
+    Ready,
+}
+
+/// Callback of `POST /http/frontends/{frontend}/servers/{server}/{action}`.
+pub type HttpServerActionFn =
+    dyn Fn(&str, &str, HttpServerAction) -> Result<serde_json::Value, ActionError> + Send + Sync;
+
 /// What the admin endpoints show; the app provides the callbacks, so this
 /// module knows nothing about MySQL or topology.
 #[derive(Clone)]
@@ -71,6 +87,8 @@ pub struct AdminContext {
     pub explain: Arc<ExplainFn>,
     /// `POST /mysql/backends/{name}/{action}`: drain, undrain, maintenance, ready.
     pub backend_action: Arc<BackendActionFn>,
+    /// `POST /http/frontends/{frontend}/servers/{server}/{action}`: drain, maintenance, ready.
+    pub http_server_action: Arc<HttpServerActionFn>,
 }
 
 /// The node's health as the app sees it.
@@ -188,6 +206,7 @@ mod tests {
             }),
             explain: Arc::new(|_| None),
             backend_action: Arc::new(|name, _| Err(ActionError::NotFound(name.to_string()))),
+            http_server_action: Arc::new(|_, name, _| Err(ActionError::NotFound(name.to_string()))),
         }
     }
 

@@ -14,6 +14,10 @@
 //! | `/mysql/backends/{name}/maintenance`      | the same, for work on the server                  |
 //! | `/mysql/backends/{name}/ready`, `/undrain`| back to the monitor's judgement                   |
 //!
+//! | `/http/frontends/{f}/servers/{s}/drain`   | no new requests (sticky ones still); in flight finish |
+//! | `/http/frontends/{f}/servers/{s}/maintenance` | no requests at all; in flight finish          |
+//! | `/http/frontends/{f}/servers/{s}/ready`   | back to the health checks' judgement              |
+//!
 //! They answer 200 with the backend as JSON, 404 for an unknown backend or
 //! action, 409 when refused (the primary cannot be drained).
 //!
@@ -25,7 +29,7 @@ use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_T
 use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 
-use super::{ActionError, AdminContext, BackendAction, Health};
+use super::{ActionError, AdminContext, BackendAction, Health, HttpServerAction};
 
 /// The Prometheus text format's content type (exposition format 0.0.4).
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -52,6 +56,9 @@ pub fn route(
 ) -> Response<Full<Bytes>> {
     if let Some(rest) = path.strip_prefix("/mysql/backends/") {
         return backend_action(ctx, method, rest);
+    }
+    if let Some(rest) = path.strip_prefix("/http/frontends/") {
+        return http_server_action(ctx, method, rest);
     }
     let page: fn(&AdminContext, Option<&str>) -> Response<Full<Bytes>> = match path {
         "/metrics" => |ctx, _| metrics(ctx),
@@ -172,6 +179,45 @@ fn backend_action(ctx: &AdminContext, method: &Method, rest: &str) -> Response<F
     }
 }
 
+/// `POST /http/frontends/{frontend}/servers/{server}/{action}`; `rest`
+/// is what follows `/http/frontends/`.
+fn http_server_action(ctx: &AdminContext, method: &Method, rest: &str) -> Response<Full<Bytes>> {
+    let parts: Vec<&str> = rest.split('/').collect();
+    let [frontend, "servers", server, action] = parts[..] else {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let action = match action {
+        "drain" => HttpServerAction::Drain,
+        "maintenance" => HttpServerAction::Maintenance,
+        "ready" => HttpServerAction::Ready,
+        _ => {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "unknown action: use drain, maintenance or ready\n",
+            )
+        }
+    };
+    if *method != Method::POST {
+        let mut response = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: use POST\n",
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    match (ctx.http_server_action)(&percent_decode(frontend), &percent_decode(server), action) {
+        Ok(value) => {
+            let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+            text.push('\n');
+            respond(StatusCode::OK, JSON, text)
+        }
+        Err(ActionError::NotFound(why)) => respond(StatusCode::NOT_FOUND, TEXT, format!("{why}\n")),
+        Err(ActionError::Conflict(why)) => respond(StatusCode::CONFLICT, TEXT, format!("{why}\n")),
+    }
+}
+
 /// Decodes `application/x-www-form-urlencoded` text (`+` is a space; bad
 /// escapes are kept as they are).
 fn percent_decode(s: &str) -> String {
@@ -251,6 +297,12 @@ mod tests {
                 }
                 ("db2", a) => Ok(serde_json::json!({ "name": "db2", "action": format!("{a:?}") })),
                 _ => Err(ActionError::NotFound(format!("no backend named {name:?}"))),
+            }),
+            http_server_action: Arc::new(|fe, server, action| match (fe, server) {
+                ("web", "web1") => {
+                    Ok(serde_json::json!({ "name": server, "action": format!("{action:?}") }))
+                }
+                _ => Err(ActionError::NotFound(format!("no server {fe}/{server}"))),
             }),
         }
     }
@@ -391,6 +443,37 @@ mod tests {
         let response = route(&ctx, &Method::GET, "/mysql/backends/db2/drain", None);
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(header(&response, "allow"), "POST");
+    }
+
+    #[tokio::test]
+    async fn http_server_actions_are_posts() {
+        let ctx = context(true);
+        let post = |path: &str| route(&ctx, &Method::POST, path, None);
+        for (action, want) in [
+            ("drain", "Drain"),
+            ("maintenance", "Maintenance"),
+            ("ready", "Ready"),
+        ] {
+            let response = post(&format!("/http/frontends/web/servers/web1/{action}"));
+            assert_eq!(response.status(), StatusCode::OK);
+            assert!(body(response).await.contains(want), "{action}");
+        }
+        let response = post("/http/frontends/web/servers/nope/drain");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body(response).await, "no server web/nope\n");
+        for path in [
+            "/http/frontends/web/servers/web1/explode",
+            "/http/frontends/web/web1/drain",
+        ] {
+            assert_eq!(post(path).status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        let response = route(
+            &ctx,
+            &Method::GET,
+            "/http/frontends/web/servers/web1/drain",
+            None,
+        );
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@
 //! `[[mysql.backends]]`) cannot be overridden this way.
 
 mod error;
+mod http;
 mod load;
 mod raw;
 mod validate;
@@ -28,6 +29,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub use http::{
+    AccessLogConfig, AccessLogFormat, CertKey, CheckKind as HealthCheckKind, FrontendConfig,
+    FrontendTls, HealthCheckConfig, HttpBalance, HttpConfig, HttpServerConfig,
+};
 pub use vrrp::{
     DbAction, SyncGroup, TrackRef, VirtualIp, VrrpCheck, VrrpCheckKind, VrrpConfig, VrrpInstance,
 };
@@ -40,6 +45,8 @@ pub struct Config {
     pub origin: String,
     pub admin: Option<AdminConfig>,
     pub mysql: Option<MysqlConfig>,
+    /// `[http]`: the HTTP load balancer.
+    pub http: Option<HttpConfig>,
     /// `[vrrp]`: floating IPs (see `vrrp.rs`).
     pub vrrp: Option<VrrpConfig>,
     pub runtime: RuntimeConfig,
@@ -345,9 +352,10 @@ impl Config {
         include_str!("example.toml")
     }
 
-    /// True when the configuration names nothing to run (no `[admin]`, `[mysql]` or `[vrrp]`).
+    /// True when the configuration names nothing to run (no `[admin]`, `[mysql]`, `[http]` or
+    /// `[vrrp]`).
     pub fn runs_nothing(&self) -> bool {
-        self.admin.is_none() && self.mysql.is_none() && self.vrrp.is_none()
+        self.admin.is_none() && self.mysql.is_none() && self.http.is_none() && self.vrrp.is_none()
     }
 }
 

@@ -19,6 +19,7 @@ use super::{AuthPlugin, Balance, ConfiguredRole, LogFormat, PrimaryReads, ReadOn
 pub(super) struct RawConfig {
     pub admin: Option<RawAdmin>,
     pub mysql: Option<RawMysql>,
+    pub http: Option<super::http::RawHttp>,
     pub vrrp: Option<super::vrrp::RawVrrp>,
     #[serde(default)]
     pub runtime: RawRuntime,

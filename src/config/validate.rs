@@ -63,6 +63,10 @@ pub(super) fn config(
         origin: origin.to_owned(),
         admin: raw.admin.map(admin).transpose()?,
         mysql: raw.mysql.map(|m| mysql(m, base_dir)).transpose()?,
+        http: raw
+            .http
+            .map(|h| super::http::validate(h, base_dir))
+            .transpose()?,
         vrrp: raw
             .vrrp
             .map(|v| super::vrrp::vrrp(v, base_dir))
@@ -430,21 +434,21 @@ fn check_roles(backends: &[BackendConfig], monitored: bool) -> Result<(), Invali
 
 // === field checks ===
 
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
+pub(super) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
     Invalid {
         field: field.into(),
         reason: reason.into(),
     }
 }
 
-fn at_least_one<T: PartialEq + From<u8>>(field: &str, value: T) -> Result<T, Invalid> {
+pub(super) fn at_least_one<T: PartialEq + From<u8>>(field: &str, value: T) -> Result<T, Invalid> {
     if value == T::from(0) {
         return Err(invalid(field, "must be at least 1"));
     }
     Ok(value)
 }
 
-fn socket_addr(field: &str, text: &str) -> Result<SocketAddr, Invalid> {
+pub(super) fn socket_addr(field: &str, text: &str) -> Result<SocketAddr, Invalid> {
     text.parse().map_err(|_| {
         invalid(
             field,
@@ -469,7 +473,7 @@ pub(super) fn parse_password_hash(text: &str) -> Option<[u8; 20]> {
     Some(out)
 }
 
-fn check_backend_name(name: &str) -> Result<(), String> {
+pub(super) fn check_backend_name(name: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name.len() > 64 || !name.chars().all(ok_char) {
         return Err(format!(
@@ -481,7 +485,7 @@ fn check_backend_name(name: &str) -> Result<(), String> {
 
 /// `host:port` with a non-zero port; IPv6 literals need brackets.
 /// The host is not resolved here: DNS may not be up when the config is checked.
-fn check_host_port(text: &str) -> Result<(), String> {
+pub(super) fn check_host_port(text: &str) -> Result<(), String> {
     let bad = || {
         format!(
             "expected \"host:port\" like \"10.0.0.5:3306\", \"db1.lan:3306\" or \"[fd00::5]:3306\", found {text:?}"
@@ -525,7 +529,11 @@ fn check_log_level(level: &str) -> Result<(), String> {
 
 /// Resolves `path` against `base_dir` and checks that it can be opened now,
 /// so a typo fails `check-config` instead of the first TLS handshake.
-fn readable_file(field: &str, path: PathBuf, base_dir: Option<&Path>) -> Result<PathBuf, Invalid> {
+pub(super) fn readable_file(
+    field: &str,
+    path: PathBuf,
+    base_dir: Option<&Path>,
+) -> Result<PathBuf, Invalid> {
     let path = match base_dir {
         Some(dir) if path.is_relative() => dir.join(path),
         _ => path,

@@ -13,6 +13,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub mod http;
+
 use ::metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
     Gauge, Histogram, Unit,
@@ -179,6 +181,7 @@ pub fn install() -> PrometheusHandle {
 
 /// Describes every metric to the installed recorder (`# HELP` lines and units).
 pub fn describe() {
+    http::describe();
     describe_gauge!(VRRP_STATE, "1 for the VRRP instance's current state");
     describe_gauge!(VRRP_PRIORITY, "Effective VRRP priority of the instance");
     describe_counter!(VRRP_TRANSITIONS_TOTAL, "VRRP state changes, by new state");

@@ -11,6 +11,7 @@ mod clients;
 mod commands;
 mod common;
 mod faults;
+mod http_lb;
 mod monitor;
 mod pool;
 mod protocol;

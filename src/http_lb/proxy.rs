@@ -1,0 +1,432 @@
+//! One request through the balancer: pick a server, forward with the
+//! forwarding headers set and hop-by-hop ones removed, retry on another
+//! server only when safe, and stream the response back.
+//!
+//! Retry rule (HAProxy's `retry-on conn-failure` plus what is provably
+//! unsent): a request goes to another server when the connection to the
+//! server could not be made (nothing was sent), or when it is idempotent
+//! and its body was never read. A request whose body a server started to
+//! read, or that got no answer in time, is never replayed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use hyper::body::{Body, Incoming};
+use hyper::header::{
+    HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, REFERER, SET_COOKIE, USER_AGENT,
+};
+use hyper::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::FrontendConfig;
+
+use super::access_log::{AccessLog, Entry};
+use super::body::{BodySlot, ForwardBody, OnEnd, ResponseBody};
+use super::headers::{self, ClientSide};
+use super::server::{NoServer, Pool, Server};
+use super::stats::{class_index, FrontendMetrics};
+
+/// One frontend: its config, servers, upstream connection pool and metrics.
+pub struct Frontend {
+    pub cfg: FrontendConfig,
+    pub pool: Arc<Pool>,
+    /// Keep-alive connections to the servers, one pool per session worker
+    /// (`crate::workers::current()`), so a request and its upstream
+    /// connection stay on one thread.
+    clients: Vec<Client<HttpConnector, ForwardBody>>,
+    pub metrics: FrontendMetrics,
+    access_log: Option<AccessLog>,
+    /// Client connections open now (for `max_connections` and `/status`).
+    pub connections: AtomicUsize,
+    backend_timeout: Duration,
+    /// Upgraded (WebSocket) tunnels run as tracked tasks that stop on shutdown.
+    pub tunnels: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+/// What a request knows about its client connection.
+#[derive(Clone)]
+pub struct ConnCtx {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    pub activity: Arc<Activity>,
+}
+
+/// Requests in flight on one client connection and when the last ended,
+/// for the idle timeout; atomics because requests of an HTTP/2
+/// connection run on several tasks.
+#[derive(Default)]
+pub struct Activity {
+    pub in_flight: AtomicUsize,
+    pub last_done_ms: AtomicU64,
+}
+
+/// Counts a request as in flight on a server until dropped.
+struct Inflight(Arc<Server>);
+
+/// Everything recorded when a response is done.
+struct Finish {
+    fe: Arc<Frontend>,
+    conn: Arc<Activity>,
+    started: Instant,
+    status: u16,
+    server: Option<Inflight>,
+    attempts: u32,
+    log: Option<Box<LogInfo>>,
+}
+
+/// Access log fields, captured only when the frontend logs.
+struct LogInfo {
+    client: IpAddr,
+    time: SystemTime,
+    request_line: String,
+    referer: Option<String>,
+    user_agent: Option<String>,
+}
+
+/// How an attempt failed.
+enum Failure {
+    NoServer(NoServer),
+    Status(StatusCode, &'static str),
+}
+
+// === impl Frontend ===
+
+impl Frontend {
+    pub fn new(
+        cfg: FrontendConfig,
+        pool: Arc<Pool>,
+        access_log: Option<AccessLog>,
+        shutdown: CancellationToken,
+        workers: usize,
+    ) -> Self {
+        let clients = (0..workers.max(1)).map(|_| upstream_client(&cfg)).collect();
+        Frontend {
+            metrics: FrontendMetrics::new(&cfg.name),
+            backend_timeout: Duration::from_millis(cfg.backend_timeout_ms),
+            cfg,
+            pool,
+            clients,
+            access_log,
+            connections: AtomicUsize::new(0),
+            tunnels: TaskTracker::new(),
+            shutdown,
+        }
+    }
+
+    fn client(&self) -> &Client<HttpConnector, ForwardBody> {
+        let i = crate::workers::current().unwrap_or(0) % self.clients.len();
+        &self.clients[i]
+    }
+}
+
+/// A keep-alive client towards the servers with the frontend's limits.
+fn upstream_client(cfg: &FrontendConfig) -> Client<HttpConnector, ForwardBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms))
+        .pool_max_idle_per_host(cfg.pool_max_idle_per_server)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector)
+}
+
+// === impl Inflight ===
+
+impl Inflight {
+    fn new(server: &Arc<Server>) -> Self {
+        server.active.fetch_add(1, Ordering::Relaxed);
+        server.requests.fetch_add(1, Ordering::Relaxed);
+        Inflight(server.clone())
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+// === impl Finish ===
+
+impl OnEnd for Finish {
+    fn finish(self: Box<Self>, bytes_sent: u64) {
+        let elapsed = self.started.elapsed();
+        self.fe.metrics.duration.record(elapsed.as_secs_f64());
+        let class = class_index(self.status);
+        match &self.server {
+            Some(s) => s.0.metrics.responses[class].increment(1),
+            None => self.fe.metrics.local[class].increment(1),
+        }
+        if let (Some(log), Some(info)) = (&self.fe.access_log, self.log) {
+            log.log(&Entry {
+                client: info.client,
+                time: info.time,
+                request_line: info.request_line,
+                status: self.status,
+                bytes: bytes_sent,
+                referer: info.referer,
+                user_agent: info.user_agent,
+                server: self.server.as_ref().map(|s| s.0.name.clone()),
+                duration: elapsed,
+                attempts: self.attempts,
+            });
+        }
+        self.conn.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.conn
+            .last_done_ms
+            .store(self.fe.pool.now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// Handles one request; never fails (errors become 4xx/5xx answers).
+pub async fn handle(
+    fe: Arc<Frontend>,
+    conn: ConnCtx,
+    mut req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    conn.activity.in_flight.fetch_add(1, Ordering::Relaxed);
+    let mut finish = Box::new(Finish {
+        fe: fe.clone(),
+        conn: conn.activity.clone(),
+        started: Instant::now(),
+        status: 0,
+        server: None,
+        attempts: 0,
+        log: fe
+            .access_log
+            .is_some()
+            .then(|| Box::new(log_info(&req, conn.peer.ip()))),
+    });
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
+    if req.version() == Version::HTTP_11 && !req.headers().contains_key(HOST) {
+        // RFC 9112 section 3.2: a server must answer 400 to an HTTP/1.1 request without Host.
+        return local(
+            finish,
+            StatusCode::BAD_REQUEST,
+            "400 bad request: missing Host header\n",
+        );
+    }
+    if let (Some(max), Some(len)) = (fe.cfg.max_body_bytes, req.body().size_hint().exact()) {
+        if len > max {
+            return local(
+                finish,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413 request body too large\n",
+            );
+        }
+    }
+    let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    // The client's 100-continue was answered by this hop when the body
+    // was first read; the server gets the body without waiting.
+    parts.headers.remove(EXPECT);
+    headers::set_forwarding(
+        &mut parts.headers,
+        ClientSide {
+            ip: conn.peer.ip(),
+            tls: conn.tls,
+            host: host.as_deref(),
+            forwarded: fe.cfg.forwarded_header,
+        },
+    );
+    let sticky = fe
+        .cfg
+        .cookie
+        .as_deref()
+        .and_then(|c| headers::cookie(&parts.headers, c))
+        .map(str::to_owned);
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
+    let hint = body.size_hint();
+    let slot: Option<BodySlot> = (!body.is_end_stream()).then(|| Arc::new(Mutex::new(Some(body))));
+    let over_limit = Arc::new(AtomicBool::new(false));
+    let idempotent = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    let mut tried: Vec<usize> = Vec::new();
+    let failure = loop {
+        let index = match fe.pool.pick(conn.peer.ip(), sticky.as_deref(), &tried) {
+            Ok(i) => i,
+            Err(e) => break Failure::NoServer(e),
+        };
+        if !tried.is_empty() {
+            fe.metrics.retries.increment(1);
+        }
+        finish.attempts += 1;
+        let server = fe.pool.servers[index].clone();
+        let mut target = hyper::http::uri::Parts::default();
+        target.scheme = Some(hyper::http::uri::Scheme::HTTP);
+        target.authority = Some(server.authority.clone());
+        target.path_and_query = Some(path.clone());
+        let Ok(uri) = Uri::from_parts(target) else {
+            break Failure::Status(StatusCode::BAD_REQUEST, "400 bad request: invalid target\n");
+        };
+        let mut forward = Request::new(ForwardBody::new(
+            slot.clone(),
+            hint,
+            fe.cfg.max_body_bytes,
+            over_limit.clone(),
+        ));
+        *forward.method_mut() = parts.method.clone();
+        *forward.uri_mut() = uri;
+        *forward.version_mut() = Version::HTTP_11;
+        *forward.headers_mut() = parts.headers.clone();
+        let inflight = Inflight::new(&server);
+        let sent = tokio::time::timeout(fe.backend_timeout, fe.client().request(forward)).await;
+        let error = match sent {
+            Ok(Ok(mut response)) => {
+                let status = response.status();
+                fe.pool.report(index, !status.is_server_error());
+                let backend_upgrade = (status == StatusCode::SWITCHING_PROTOCOLS && upgrade)
+                    .then(|| hyper::upgrade::on(&mut response));
+                finish.status = status.as_u16();
+                finish.server = Some(inflight);
+                let (mut rp, rbody) = response.into_parts();
+                headers::strip_hop_by_hop(&mut rp.headers, backend_upgrade.is_some());
+                if let Some(name) = &fe.cfg.cookie {
+                    if sticky.as_deref() != Some(server.name.as_str()) {
+                        if let Ok(v) = HeaderValue::from_str(&format!(
+                            "{name}={}; Path=/; HttpOnly",
+                            server.name
+                        )) {
+                            rp.headers.append(SET_COOKIE, v);
+                        }
+                    }
+                }
+                if let (Some(client), Some(backend)) = (client_upgrade, backend_upgrade) {
+                    spawn_tunnel(&fe, client, backend);
+                }
+                return Response::from_parts(rp, ResponseBody::upstream(rbody, Some(finish)));
+            }
+            Ok(Err(e)) => e,
+            Err(_) => {
+                fe.pool.report(index, false);
+                tracing::debug!(server = %server.name, "http: no response within backend_timeout_ms");
+                break Failure::Status(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "504 gateway timeout: the server did not answer in time\n",
+                );
+            }
+        };
+        drop(inflight);
+        if over_limit.load(Ordering::Relaxed) {
+            break Failure::Status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413 request body too large\n",
+            );
+        }
+        let connect_failed = error.is_connect();
+        fe.pool.report(index, !connect_failed);
+        let body_untouched = slot
+            .as_ref()
+            .is_none_or(|s| s.lock().unwrap_or_else(|e| e.into_inner()).is_some());
+        tracing::debug!(server = %server.name, error = ?error, connect_failed, "http: request to server failed");
+        tried.push(index);
+        let safe = body_untouched && (connect_failed || idempotent);
+        if !safe || tried.len() > fe.cfg.retries as usize {
+            break Failure::Status(
+                StatusCode::BAD_GATEWAY,
+                "502 bad gateway: the server failed to answer\n",
+            );
+        }
+    };
+    match failure {
+        Failure::Status(code, text) => local(finish, code, text),
+        Failure::NoServer(NoServer::NoneAvailable) => local(
+            finish,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 service unavailable: no server is available\n",
+        ),
+        Failure::NoServer(NoServer::AllTried) => local(
+            finish,
+            StatusCode::BAD_GATEWAY,
+            "502 bad gateway: every server tried failed\n",
+        ),
+    }
+}
+
+/// An answer tandem makes itself: short, plain text, and the connection
+/// kept unless the request body was left unread.
+fn local(mut finish: Box<Finish>, code: StatusCode, text: &'static str) -> Response<ResponseBody> {
+    finish.status = code.as_u16();
+    let mut r = Response::new(ResponseBody::full(
+        Bytes::from_static(text.as_bytes()),
+        Some(finish),
+    ));
+    *r.status_mut() = code;
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+    h.insert("cache-control", HeaderValue::from_static("no-store"));
+    r
+}
+
+fn log_info(req: &Request<Incoming>, client: IpAddr) -> LogInfo {
+    let text = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    LogInfo {
+        client,
+        time: SystemTime::now(),
+        request_line: format!("{} {} {:?}", req.method(), target, req.version()),
+        referer: text(REFERER),
+        user_agent: text(USER_AGENT),
+    }
+}
+
+/// Relays bytes both ways between an upgraded client and server connection
+/// (WebSocket) until either side closes or tandem shuts down.
+fn spawn_tunnel(
+    fe: &Arc<Frontend>,
+    client: hyper::upgrade::OnUpgrade,
+    backend: hyper::upgrade::OnUpgrade,
+) {
+    let shutdown = fe.shutdown.clone();
+    fe.tunnels.spawn(async move {
+        let (client, backend) = match tokio::join!(client, backend) {
+            (Ok(c), Ok(b)) => (c, b),
+            (c, b) => {
+                tracing::debug!(client = ?c.err(), backend = ?b.err(), "http: upgrade failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut backend = TokioIo::new(backend);
+        tokio::select! {
+            r = tokio::io::copy_bidirectional(&mut client, &mut backend) => {
+                if let Err(e) = r {
+                    tracing::debug!("http: tunnel ended: {e}");
+                }
+            }
+            _ = shutdown.cancelled() => {}
+        }
+    });
+}

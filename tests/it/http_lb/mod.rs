@@ -1,0 +1,8 @@
+//! The HTTP load balancer in front of real nginx and `php -S` backends
+//! started by each test on loopback (see `fixtures`).
+
+mod balancing;
+mod fixtures;
+mod health;
+mod protocols;
+mod streaming;

@@ -1,0 +1,138 @@
+//! A 1 GiB upload and download through the `tandem` binary, whose peak
+//! memory must stay far below the size of the bodies.
+
+use std::process::{Command, Stdio};
+
+use super::fixtures::{curl, free_port, wait_listening, Nginx, Proc};
+
+const GIB: u64 = 1 << 30;
+
+/// Peak resident memory of a process, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_gib_upload_and_download_are_streamed_with_bounded_memory() {
+    let nginx = Nginx::start(1);
+    let big = nginx.root(1).join("big.bin");
+    std::fs::File::create(&big).unwrap().set_len(GIB).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("tandem.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[log]\nlevel = \"warn\"\n[[http.frontends]]\nname = \"web\"\nlisten = \"127.0.0.1:{port}\"\n\
+             [[http.frontends.servers]]\nname = \"w1\"\naddress = \"{}\"\n",
+            nginx.addr(1)
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tandem = Proc(child);
+    wait_listening(port);
+    let before = peak_rss_kib(tandem.0.id());
+
+    let url = format!("http://127.0.0.1:{port}/big.bin");
+    let (code, out) = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{size_download}",
+        &url,
+    ])
+    .await;
+    assert_eq!((code, out.as_str()), (0, format!("200 {GIB}").as_str()));
+
+    // curl sends `Expect: 100-continue` for a body this large.
+    let up = format!("http://127.0.0.1:{port}/uploads/big.bin");
+    let (code, out) = curl(&[
+        "-T",
+        big.to_str().unwrap(),
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &up,
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert!(out == "201" || out == "204", "PUT answered {out}");
+    let stored = std::fs::metadata(nginx.root(1).join("uploads/big.bin"))
+        .unwrap()
+        .len();
+    assert_eq!(stored, GIB);
+
+    let after = peak_rss_kib(tandem.0.id());
+    assert!(
+        after < before + 64 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB for 2 GiB of bodies"
+    );
+}
+
+#[tokio::test]
+async fn max_body_bytes_refuses_large_bodies_with_413() {
+    let nginx = Nginx::start(1);
+    let lb = super::fixtures::Lb::start(&super::fixtures::frontend(
+        "web",
+        "max_body_bytes = 1000",
+        &[("w1", &nginx.addr(1), 1)],
+    ))
+    .await;
+    let body = "x".repeat(5000);
+    let url = lb.url("/uploads/small.bin");
+    let (_, out) = curl(&[
+        "-X",
+        "PUT",
+        "--data-binary",
+        &body,
+        "-w",
+        " %{http_code}",
+        &url,
+    ])
+    .await;
+    assert!(
+        out.ends_with(" 413"),
+        "content-length over the limit: {out}"
+    );
+    // Chunked: the limit is enforced while streaming.
+    let (_, out) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &body,
+        "-w",
+        " %{http_code}",
+        &url,
+    ])
+    .await;
+    assert!(
+        out.ends_with(" 413") || out.ends_with(" 502"),
+        "chunked over the limit: {out}"
+    );
+    let (_, out) = curl(&[
+        "-X",
+        "PUT",
+        "--data-binary",
+        "small",
+        "-w",
+        "%{http_code}",
+        &url,
+    ])
+    .await;
+    assert!(out == "201" || out == "204", "{out}");
+}
