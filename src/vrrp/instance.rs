@@ -122,19 +122,7 @@ impl Instance {
                 cfg.interface
             ))
         })?;
-        for v in &cfg.virtual_ips {
-            if v.prefix < 32 && !subnets.iter().any(|a| v.contains(a.addr)) {
-                let have: Vec<String> = subnets
-                    .iter()
-                    .map(|a| format!("{}/{}", a.addr, a.prefix))
-                    .collect();
-                return Err(err(format!(
-                    "virtual IP {v} is not in a subnet of {} (its addresses: {})",
-                    cfg.interface,
-                    have.join(", ")
-                )));
-            }
-        }
+        check_subnets(&cfg, &subnets).map_err(err)?;
         // A previous run that was killed may have left its VIPs behind.
         for v in &cfg.virtual_ips {
             match netlink.remove(link.index, v.addr).await {
@@ -505,6 +493,26 @@ fn invalid(instance: &str, reason: &'static str) {
     ::metrics::counter!(metrics::VRRP_INVALID_PACKETS_TOTAL, "instance" => instance.to_owned(), "reason" => reason)
         .increment(1);
     tracing::debug!(instance, reason, "vrrp datagram dropped");
+}
+
+/// Every VIP with a prefix must lie in a subnet of the interface's own
+/// addresses (like keepalived users expect): one outside is almost always a
+/// typo, and the LAN's clients would have no route to it.
+fn check_subnets(cfg: &VrrpInstance, subnets: &[addr::IfAddr]) -> Result<(), String> {
+    for v in &cfg.virtual_ips {
+        if v.prefix < 32 && !subnets.iter().any(|a| v.contains(a.addr)) {
+            let have: Vec<String> = subnets
+                .iter()
+                .map(|a| format!("{}/{}", a.addr, a.prefix))
+                .collect();
+            return Err(format!(
+                "virtual IP {v} is not in a subnet of {} (its addresses: {})",
+                cfg.interface,
+                have.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The next change of another sync group member; never, without a group.
