@@ -152,6 +152,7 @@ impl HttpLb {
                 pool.clone(),
                 log,
                 shutdown.clone(),
+                tracker.clone(),
                 per_worker,
             ));
             if let Some(h) = &fc.health_check {
@@ -174,11 +175,6 @@ impl HttpLb {
                 tracker.clone(),
                 workers.clone(),
             ));
-            let tunnels = fe.tunnels.clone();
-            tracker.spawn(async move {
-                tunnels.close();
-                tunnels.wait().await;
-            });
             addrs.push(addr);
             frontends.push(fe);
         }

@@ -46,7 +46,8 @@ pub struct Frontend {
     /// Client connections open now (for `max_connections` and `/status`).
     pub connections: AtomicUsize,
     backend_timeout: Duration,
-    /// Upgraded (WebSocket) tunnels run as tracked tasks that stop on shutdown.
+    /// The app's tracker: upgraded (WebSocket) tunnels run as tracked
+    /// tasks that stop on shutdown.
     pub tunnels: TaskTracker,
     pub shutdown: CancellationToken,
 }
@@ -105,6 +106,7 @@ impl Frontend {
         pool: Arc<Pool>,
         access_log: Option<AccessLog>,
         shutdown: CancellationToken,
+        tracker: TaskTracker,
         workers: usize,
     ) -> Self {
         let clients = (0..workers.max(1)).map(|_| upstream_client(&cfg)).collect();
@@ -116,7 +118,7 @@ impl Frontend {
             clients,
             access_log,
             connections: AtomicUsize::new(0),
-            tunnels: TaskTracker::new(),
+            tunnels: tracker,
             shutdown,
         }
     }
