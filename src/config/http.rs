@@ -572,6 +572,26 @@ weight = 1
     }
 
     #[test]
+    fn the_commented_reference_parses_once_uncommented() {
+        let example = Config::example();
+        let start = example
+            .find("# [[http.frontends]]")
+            .expect("an [http] reference");
+        // Every commented key and table, except the two naming files.
+        let text: String = example[start..]
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .filter(|l| !l.starts_with("tls =") && !l.starts_with("access_log ="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let f = &c.http.unwrap().frontends[0];
+        assert_eq!(f.servers[0].name, "web1");
+        assert_eq!(f.health_check.as_ref().unwrap().path, "/servercheck.txt");
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let cases = [
             (

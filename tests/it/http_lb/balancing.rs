@@ -207,3 +207,48 @@ async fn retries_happen_only_when_safe() {
             >= 2
     );
 }
+
+#[tokio::test]
+async fn source_keeps_a_client_on_one_server_and_leastconn_uses_all() {
+    let nginx = Nginx::start(3);
+    let servers = [
+        ("w1", nginx.addr(1), 1),
+        ("w2", nginx.addr(2), 1),
+        ("w3", nginx.addr(3), 1),
+    ];
+    let servers: Vec<(&str, &str, u32)> = servers
+        .iter()
+        .map(|(n, a, w)| (*n, a.as_str(), *w))
+        .collect();
+    let lb = Lb::start(&format!(
+        "{}{}{}",
+        frontend("by-source", "balance = \"source\"", &servers),
+        frontend("by-leastconn", "balance = \"leastconn\"", &servers),
+        frontend("by-random2", "balance = \"random2\"", &servers),
+    ))
+    .await;
+    let client = Client::new();
+    let mut seen: Vec<std::collections::HashSet<String>> = vec![Default::default(); 3];
+    for (i, s) in seen.iter_mut().enumerate() {
+        for _ in 0..30 {
+            let (status, body) = client
+                .get(&format!("http://{}/whoami.txt", lb.addr(i)))
+                .await;
+            assert_eq!(status, 200);
+            s.insert(body);
+        }
+    }
+    assert_eq!(
+        seen[0].len(),
+        1,
+        "one client address, one server: {:?}",
+        seen[0]
+    );
+    assert_eq!(
+        seen[1].len(),
+        3,
+        "idle servers tie and rotate: {:?}",
+        seen[1]
+    );
+    assert!(seen[2].len() >= 2, "{:?}", seen[2]);
+}
