@@ -94,7 +94,8 @@ pub struct FrontendConfig {
     pub connect_timeout_ms: u64,
     /// A client must send a whole request head within this (slowloris);
     /// default 10 000. On HTTP/1 the wait for the next request on a
-    /// keep-alive connection counts too.
+    /// keep-alive connection counts too, as HAProxy's `timeout http-request`
+    /// does when `timeout http-keep-alive` is not set.
     pub client_header_timeout_ms: u64,
     /// A connection without a request in flight is closed after this; default 60 000.
     pub client_idle_timeout_ms: u64,

@@ -135,4 +135,23 @@ async fn max_body_bytes_refuses_large_bodies_with_413() {
     ])
     .await;
     assert!(out == "201" || out == "204", "{out}");
+    // A chunked body within the limit, with Expect: 100-continue, is streamed through whole.
+    let chunked = lb.url("/uploads/chunked.bin");
+    let (_, out) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-H",
+        "Expect: 100-continue",
+        "--data-binary",
+        "hello chunks",
+        "-w",
+        "%{http_code}",
+        &chunked,
+    ])
+    .await;
+    assert!(out == "201" || out == "204", "{out}");
+    let stored = std::fs::read_to_string(nginx.root(1).join("uploads/chunked.bin")).unwrap();
+    assert_eq!(stored, "hello chunks");
 }
