@@ -16,6 +16,7 @@ Not a pass/fail test: it prints numbers and exits 0 unless something broke.
 
 import argparse
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -43,6 +44,12 @@ echo $n, "\n";
 
 
 
+def children_cpu():
+    """CPU seconds of the reaped child processes (the PHP clients)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_clients(script, port, clients, seconds):
     procs = [subprocess.Popen(["php", script, str(port), str(seconds)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -65,11 +72,14 @@ def main():
     ap.add_argument("--dir", default="/tmp/tandem-bench-cpr")
     ap.add_argument("--tandem-port", type=int, default=24600)
     ap.add_argument("--pool", type=int, default=32, help="mysql.pool.max_backend_connections")
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/tandem"),
+                    help="the tandem to measure (default: a fresh release build)")
     ap.add_argument("--perf", default=None, help="record tandem with perf into this file during its runs")
     args = ap.parse_args()
 
     sh(os.path.join(ROOT, "scripts/testbed"), "install")
-    sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
+    if args.binary == os.path.join(ROOT, "target/release/tandem"):
+        sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
     sh(os.path.join(ROOT, "scripts/testbed"), "start", args.dir, str(args.base_port), "0")
     with open(os.path.join(args.dir, "node0", "mysqld.pid")) as f:
         mariadb_pid = int(f.read().strip())
@@ -98,22 +108,22 @@ role = "primary"
     script = tempfile.NamedTemporaryFile("w", suffix=".php", delete=False)
     script.write(PHP)
     script.close()
-    tandem = subprocess.Popen([os.path.join(ROOT, "target/release/tandem"), "run", "--config", cfg.name],
+    tandem = subprocess.Popen([args.binary, "run", "--config", cfg.name],
                               env=dict(os.environ, RUST_LOG="warn"))
     try:
         wait_http(f"http://127.0.0.1:{args.tandem_port + 1}/health")
         targets = {"direct": args.base_port, "tandem": args.tandem_port}
         res = {"direct": [], "tandem": []}
-        cpu = {"direct": [0.0, 0.0, 0], "tandem": [0.0, 0.0, 0]}
+        cpu = {"direct": [0.0, 0.0, 0, 0.0], "tandem": [0.0, 0.0, 0, 0.0]}
         for r in range(args.rounds):
             for name in ("direct", "tandem"):
                 rec = None
                 if args.perf and name == "tandem":
                     rec = subprocess.Popen(["perf", "record", "-g", "-o", args.perf, "-p", str(tandem.pid)],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                t0, m0 = cpu_seconds(tandem.pid), cpu_seconds(mariadb_pid)
+                t0, m0, c0 = cpu_seconds(tandem.pid), cpu_seconds(mariadb_pid), children_cpu()
                 n = run_clients(script.name, targets[name], args.clients, args.time)
-                t1, m1 = cpu_seconds(tandem.pid), cpu_seconds(mariadb_pid)
+                t1, m1, c1 = cpu_seconds(tandem.pid), cpu_seconds(mariadb_pid), children_cpu()
                 if rec:
                     rec.send_signal(signal.SIGINT)
                     rec.wait()
@@ -121,6 +131,7 @@ role = "primary"
                 cpu[name][0] += t1 - t0
                 cpu[name][1] += m1 - m0
                 cpu[name][2] += n
+                cpu[name][3] += c1 - c0
                 print(f"round {r + 1} {name:<6} {n / args.time:>9.0f} requests/s", flush=True)
         d = statistics.median(res["direct"])
         t = statistics.median(res["tandem"])
@@ -128,8 +139,14 @@ role = "primary"
               f"{args.rounds} x {args.time}s, pool {args.pool}")
         print(f"direct {d:.0f} req/s, tandem {t:.0f} req/s, ratio {t / d:.2f}")
         for name in ("direct", "tandem"):
-            ct, cm, n = cpu[name]
-            print(f"  {name}: CPU per 1k requests: tandem {ct / n * 1000:.3f} s, mariadbd {cm / n * 1000:.3f} s")
+            ct, cm, n, cc = cpu[name]
+            print(f"  {name}: CPU per 1k requests: tandem {ct / n * 1000:.3f} s, "
+                  f"mariadbd {cm / n * 1000:.3f} s, PHP clients {cc / n * 1000:.3f} s")
+        # The clients share the machine's cores with the servers: the most any
+        # proxy could reach here is all CPU spent by the clients alone.
+        ct, cm, n, cc = cpu["direct"]
+        print(f"  ceiling on this machine if proxy and DB cost nothing: "
+              f"{(ct + cm + cc) / cc:.2f} x direct")
     finally:
         tandem.send_signal(signal.SIGTERM)
         try:

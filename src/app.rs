@@ -20,11 +20,12 @@ use crate::mysql::listener::{self, ListenerError, MysqlShared};
 use crate::topology::decide::AdminMode;
 use crate::topology::monitor::{Monitor, MonitorError};
 use crate::topology::Topology;
+use crate::vrrp::Vrrp;
 use crate::workers::Workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("nothing to run: the config has no [mysql], [http] or [admin] section")]
+    #[error("nothing to run: the config has no [mysql], [http], [vrrp] or [admin] section")]
     NothingToRun,
     #[error("mysql listener: {0}")]
     Mysql(#[from] ListenerError),
@@ -37,6 +38,8 @@ pub enum AppError {
     },
     #[error("cannot start session workers: {0}")]
     Workers(std::io::Error),
+    #[error("{0}")]
+    Vrrp(#[from] crate::vrrp::VrrpError),
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -52,6 +55,7 @@ pub struct App {
     tracker: TaskTracker,
     grace: Duration,
     workers: Option<Arc<Workers>>,
+    pub vrrp: Option<Arc<Vrrp>>,
 }
 
 // === impl App ===
@@ -59,7 +63,7 @@ pub struct App {
 impl App {
     /// Binds every configured listener and spawns its tasks.
     pub async fn start(config: Config) -> Result<App, AppError> {
-        if config.mysql.is_none() && config.admin.is_none() && config.http.is_none() {
+        if config.runs_nothing() {
             return Err(AppError::NothingToRun);
         }
         let prometheus = crate::metrics::install();
@@ -110,6 +114,11 @@ impl App {
                 HttpLb::start(h, &tracker, &shutdown, workers.clone()).await?,
             ));
         }
+        // After the MySQL listener, so a node that becomes master can serve at once.
+        let vrrp = match config.vrrp.clone() {
+            Some(v) => Some(Arc::new(Vrrp::start(v, &shutdown).await?)),
+            None => None,
+        };
 
         let mut admin_addr = None;
         if let Some(a) = &config.admin {
@@ -121,7 +130,13 @@ impl App {
                 })?;
             admin_addr = sock.local_addr().ok();
             tracing::info!(addr = ?admin_addr, "admin listener ready");
-            let ctx = admin_context(prometheus, mysql.clone(), monitor.clone(), http.clone());
+            let ctx = admin_context(
+                prometheus,
+                mysql.clone(),
+                monitor.clone(),
+                http.clone(),
+                vrrp.clone(),
+            );
             let token = shutdown.clone();
             tracker.spawn(async move {
                 if let Err(e) = admin::serve(sock, ctx, token).await {
@@ -138,6 +153,7 @@ impl App {
             tracker,
             grace: Duration::from_millis(config.runtime.shutdown_grace_ms),
             workers,
+            vrrp,
         })
     }
 
@@ -151,6 +167,10 @@ impl App {
             .is_err()
         {
             tracing::warn!(grace = ?self.grace, "grace period over, closing remaining sessions");
+        }
+        // The token already told VRRP to step down; wait until it has.
+        if let Some(v) = self.vrrp.take() {
+            v.stop().await;
         }
         if let Some(w) = self.workers.take() {
             // Joining blocks; the workers exit promptly once stopped.
@@ -198,6 +218,7 @@ fn admin_context(
     mysql: Option<Arc<MysqlShared>>,
     monitor: Option<Arc<Monitor>>,
     http: Option<Arc<HttpLb>>,
+    vrrp: Option<Arc<Vrrp>>,
 ) -> AdminContext {
     let for_status = mysql.clone();
     let http_status = http.clone();
@@ -209,6 +230,7 @@ fn admin_context(
                 "version": env!("CARGO_PKG_VERSION"),
                 "mysql": for_status.as_ref().map(|m| m.status_json()),
                 "http": http_status.as_ref().map(|h| h.status_json()),
+                "vrrp": vrrp.as_ref().map(|v| v.status_json()),
             })
         }),
         explain: Arc::new(move |sql| for_explain.as_ref().map(|m| m.explain(sql))),

@@ -38,6 +38,10 @@
 //! - [`http_lb`]: the HTTP load balancer: frontends (h1/h2, TLS with SNI), server pools
 //!   with smooth weighted round-robin / leastconn / random2 / source, active checks with
 //!   rise/fall, passive ejection, drain, safe retries, stickiness, access log.
+//! - [`vrrp`]: floating IPs: VRRPv3/v2 codec (`packet`), the pure state machine
+//!   (`machine`), raw socket I/O (`socket`), VIPs, carrier and gratuitous ARP (`addr`,
+//!   the only netlink user), tracked checks (`track`), notify and DB actions (`actions`);
+//!   every instance runs on the VRRP thread's own runtime.
 
 pub mod admin;
 pub mod app;
@@ -47,4 +51,5 @@ pub mod metrics;
 pub mod mysql;
 pub mod tls;
 pub mod topology;
+pub mod vrrp;
 pub mod workers;

@@ -78,7 +78,7 @@ fn run(path: &Path) -> ExitCode {
     };
     if config.runs_nothing() {
         eprintln!(
-            "tandem: {}: nothing to run: add a [mysql] or [admin] section",
+            "tandem: {}: nothing to run: add a [mysql], [admin] or [vrrp] section",
             config.origin
         );
         return ExitCode::from(EXIT_BAD_CONFIG);

@@ -4,9 +4,9 @@
 //! client). On a work-stealing runtime every readiness event may wake a
 //! second worker thread to steal the task, and those cross-core wake-ups cost
 //! more CPU than the relay itself (measured: most of tandem's CPU went to
-//! futex/scheduler wake-ups). Here each accepted socket is handed to one
-//! worker for its whole life: its I/O, timers and tasks stay on one thread,
-//! which sleeps only in `epoll_wait`.
+//! futex/scheduler wake-ups). Here each worker accepts its own connections
+//! (`mysql::listener::serve`) and runs them for their whole life: their I/O,
+//! timers and tasks stay on one thread, which sleeps only in `epoll_wait`.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -78,7 +78,7 @@ impl Workers {
         &self.handles
     }
 
-    /// The worker for the next connection (round robin).
+    /// A worker for the next task (round robin).
     pub fn pick(&self) -> &Handle {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
         &self.handles[i]

@@ -20,6 +20,7 @@ mod http;
 mod load;
 mod raw;
 mod validate;
+mod vrrp;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -29,8 +30,11 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 pub use http::{
-    AccessLogConfig, AccessLogFormat, CertKey, CheckKind, FrontendConfig, FrontendTls,
-    HealthCheckConfig, HttpBalance, HttpConfig, HttpServerConfig,
+    AccessLogConfig, AccessLogFormat, CertKey, CheckKind as HealthCheckKind, FrontendConfig,
+    FrontendTls, HealthCheckConfig, HttpBalance, HttpConfig, HttpServerConfig,
+};
+pub use vrrp::{
+    CheckKind, DbAction, SyncGroup, TrackRef, VirtualIp, VrrpCheck, VrrpConfig, VrrpInstance,
 };
 
 /// A validated configuration; every default is filled in.
@@ -43,6 +47,8 @@ pub struct Config {
     pub mysql: Option<MysqlConfig>,
     /// `[http]`: the HTTP load balancer.
     pub http: Option<HttpConfig>,
+    /// `[vrrp]`: floating IPs (see `vrrp.rs`).
+    pub vrrp: Option<VrrpConfig>,
     pub runtime: RuntimeConfig,
     pub log: LogConfig,
 }
@@ -346,9 +352,10 @@ impl Config {
         include_str!("example.toml")
     }
 
-    /// True when the configuration names nothing to run (no `[admin]`, no `[mysql]`, no `[http]`).
+    /// True when the configuration names nothing to run (no `[admin]`, `[mysql]`, `[http]` or
+    /// `[vrrp]`).
     pub fn runs_nothing(&self) -> bool {
-        self.admin.is_none() && self.mysql.is_none() && self.http.is_none()
+        self.admin.is_none() && self.mysql.is_none() && self.http.is_none() && self.vrrp.is_none()
     }
 }
 

@@ -1,8 +1,8 @@
 //! The configuration as written: serde structs that mirror the TOML one to one.
 //!
 //! Every struct denies unknown fields, so a typo or a section this version does
-//! not implement (`[vrrp]`, `[http]`) is an error naming its path instead of a
-//! silently ignored setting. Defaults are not applied here: optional keys stay
+//! not implement is an error naming its path instead of a silently ignored
+//! setting. Defaults are not applied here: optional keys stay
 //! `Option` and `validate.rs` fills them in, so the defaults live in one place.
 
 use std::fmt;
@@ -20,6 +20,7 @@ pub(super) struct RawConfig {
     pub admin: Option<RawAdmin>,
     pub mysql: Option<RawMysql>,
     pub http: Option<super::http::RawHttp>,
+    pub vrrp: Option<super::vrrp::RawVrrp>,
     #[serde(default)]
     pub runtime: RawRuntime,
     #[serde(default)]

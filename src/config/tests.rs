@@ -320,7 +320,7 @@ fn debug_output_hides_passwords() {
 #[test]
 fn unknown_keys_are_rejected_with_their_path() {
     let cases = [
-        ("[vrrp]\nx = 1", "x.toml:vrrp: unknown field"),
+        ("[vrrp]\nx = 1", "x.toml:vrrp.x: unknown field"),
         ("[http]\nbogus = 1", "x.toml:http.bogus: unknown field"),
         ("bogus = 1", "x.toml:bogus: unknown field"),
         (

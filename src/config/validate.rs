@@ -67,6 +67,10 @@ pub(super) fn config(
             .http
             .map(|h| super::http::validate(h, base_dir))
             .transpose()?,
+        vrrp: raw
+            .vrrp
+            .map(|v| super::vrrp::vrrp(v, base_dir))
+            .transpose()?,
         runtime: runtime(raw.runtime)?,
         log: log(raw.log)?,
     })

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{CheckKind, HealthCheckConfig};
+use crate::config::{HealthCheckConfig, HealthCheckKind as CheckKind};
 
 use super::health::{CheckOutcome, Transition};
 use super::server::{Pool, Server};

@@ -70,6 +70,22 @@ pub const MYSQL_WRITABLE_BACKENDS: &str = "tandem_mysql_writable_backends";
 /// Counter: failed heartbeat writes on the primary.
 pub const MYSQL_HEARTBEAT_ERRORS_TOTAL: &str = "tandem_mysql_heartbeat_write_errors_total";
 
+/// Gauge {instance, state}: 1 for the VRRP instance's current state
+/// (`INIT`, `BACKUP`, `MASTER`, `FAULT`), 0 for the others.
+pub const VRRP_STATE: &str = "tandem_vrrp_state";
+/// Gauge {instance}: the effective priority (configured ± tracking weights).
+pub const VRRP_PRIORITY: &str = "tandem_vrrp_priority";
+/// Counter {instance, to}: state changes.
+pub const VRRP_TRANSITIONS_TOTAL: &str = "tandem_vrrp_transitions_total";
+/// Counter {instance}: adverts sent.
+pub const VRRP_ADVERTS_SENT_TOTAL: &str = "tandem_vrrp_adverts_sent_total";
+/// Counter {instance}: valid adverts received for the instance's VRID.
+pub const VRRP_ADVERTS_RECEIVED_TOTAL: &str = "tandem_vrrp_adverts_received_total";
+/// Counter {instance, reason}: datagrams dropped (ttl, checksum, version, source, auth...).
+pub const VRRP_INVALID_PACKETS_TOTAL: &str = "tandem_vrrp_invalid_packets_total";
+/// Counter {instance}: database promote/fence actions that failed after retries.
+pub const VRRP_DB_ACTION_ERRORS_TOTAL: &str = "tandem_vrrp_db_action_errors_total";
+
 /// Label values of [`MYSQL_COMMANDS_TOTAL`], in the order of [`command_index`].
 pub const COMMAND_LABELS: [&str; 17] = [
     "query",
@@ -166,6 +182,19 @@ pub fn install() -> PrometheusHandle {
 /// Describes every metric to the installed recorder (`# HELP` lines and units).
 pub fn describe() {
     http::describe();
+    describe_gauge!(VRRP_STATE, "1 for the VRRP instance's current state");
+    describe_gauge!(VRRP_PRIORITY, "Effective VRRP priority of the instance");
+    describe_counter!(VRRP_TRANSITIONS_TOTAL, "VRRP state changes, by new state");
+    describe_counter!(VRRP_ADVERTS_SENT_TOTAL, "VRRP adverts sent");
+    describe_counter!(VRRP_ADVERTS_RECEIVED_TOTAL, "Valid VRRP adverts received");
+    describe_counter!(
+        VRRP_INVALID_PACKETS_TOTAL,
+        "VRRP datagrams dropped, by reason"
+    );
+    describe_counter!(
+        VRRP_DB_ACTION_ERRORS_TOTAL,
+        "VRRP database promote/fence actions that failed"
+    );
     describe_gauge!(
         MYSQL_CLIENT_CONNECTIONS,
         Unit::Count,

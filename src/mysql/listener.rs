@@ -398,6 +398,12 @@ const LISTEN_BACKLOG: u32 = 4096;
 
 /// Accepts clients until shutdown; each session runs as a task on one of the
 /// session workers for its whole life.
+///
+/// Every worker accepts on its own duplicate of the listening socket, so a
+/// new connection starts on the thread that will run it: no hand-off between
+/// runtimes (deregister, cross-thread wake-up, register) per connect, which
+/// is most of what a connection-per-request client costs a proxy. An idle
+/// worker wakes first and wins the `accept`, which spreads the load.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<MysqlShared>,
@@ -405,6 +411,38 @@ pub async fn serve(
     workers: Arc<Workers>,
 ) {
     shared.refresh_server_version().await;
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "mysql listener cannot be shared with the workers");
+            return;
+        }
+    };
+    let mut loops = Vec::new();
+    for handle in workers.handles() {
+        let sock = match listener.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "mysql listener cannot be shared with a worker");
+                continue;
+            }
+        };
+        let (shared, tracker) = (shared.clone(), tracker.clone());
+        loops.push(handle.spawn(async move {
+            match TcpListener::from_std(sock) {
+                Ok(sock) => accept_loop(sock, shared, tracker).await,
+                Err(e) => tracing::error!(error = %e, "worker cannot register the listener"),
+            }
+        }));
+    }
+    for l in loops {
+        let _ = l.await;
+    }
+    tracing::info!("mysql listener stopped accepting");
+}
+
+/// One worker's accept loop: sessions it accepts run on its own runtime.
+async fn accept_loop(listener: TcpListener, shared: Arc<MysqlShared>, tracker: TaskTracker) {
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
@@ -418,23 +456,8 @@ pub async fn serve(
                 }
             },
         };
-        // Move the socket to the worker's reactor: deregister here, register there.
-        let std_tcp = match tcp.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot hand a connection to a worker");
-                continue;
-            }
-        };
-        let shared = shared.clone();
-        workers.pick().spawn(tracker.track_future(async move {
-            match TcpStream::from_std(std_tcp) {
-                Ok(tcp) => accept_one(tcp, peer, shared).await,
-                Err(e) => tracing::warn!(error = %e, "cannot register a connection"),
-            }
-        }));
+        tokio::spawn(tracker.track_future(accept_one(tcp, peer, shared.clone())));
     }
-    tracing::info!("mysql listener stopped accepting");
 }
 
 async fn accept_one(tcp: TcpStream, peer: SocketAddr, shared: Arc<MysqlShared>) {

@@ -16,3 +16,4 @@ mod monitor;
 mod pool;
 mod protocol;
 mod split;
+mod vrrp;
