@@ -578,11 +578,18 @@ weight = 1
         let start = example
             .find("# [[http.frontends]]")
             .expect("an [http] reference");
-        // Every commented key and table, except the two naming files.
+        // Every commented key of the [http] tables, except the two naming files.
+        let mut in_http = false;
         let text: String = example[start..]
             .lines()
             .filter_map(|l| l.strip_prefix("# "))
-            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .filter(|l| {
+                if l.starts_with('[') {
+                    in_http = l.starts_with("[http") || l.starts_with("[[http");
+                    return in_http;
+                }
+                in_http && l.contains(" = ")
+            })
             .filter(|l| !l.starts_with("tls =") && !l.starts_with("access_log ="))
             .map(|l| format!("{l}\n"))
             .collect();
