@@ -252,3 +252,49 @@ async fn source_keeps_a_client_on_one_server_and_leastconn_uses_all() {
     );
     assert!(seen[2].len() >= 2, "{:?}", seen[2]);
 }
+
+#[tokio::test]
+async fn a_slow_server_gets_504_and_no_server_gets_503() {
+    let (p1, p2) = (Php::start("p1"), Php::start("p2"));
+    let lb = Lb::start(&format!(
+        "{}{}",
+        frontend(
+            "slow",
+            "backend_timeout_ms = 300\neject_consecutive_errors = 0",
+            &[("p1", &p1.addr(), 1), ("p2", &p2.addr(), 1)],
+        ),
+        frontend("empty", "", &[("p1", &p1.addr(), 1)]),
+    ))
+    .await;
+    let client = Client::new();
+    let started = std::time::Instant::now();
+    let (status, _, body) = client
+        .request(
+            "GET",
+            &format!("http://{}/slow.php?ms=1500", lb.addr(0)),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(status, 504, "{body}");
+    assert!(body.starts_with("504 gateway timeout"), "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1400),
+        "not retried elsewhere"
+    );
+    let admin = format!(
+        "http://{}/http/frontends/empty/servers/p1/maintenance",
+        lb.admin()
+    );
+    assert_eq!(client.request("POST", &admin, &[], b"").await.0, 200);
+    let (status, _, body) = client
+        .request(
+            "GET",
+            &format!("http://{}/slow.php?ms=1", lb.addr(1)),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body, "503 service unavailable: no server is available\n");
+}
