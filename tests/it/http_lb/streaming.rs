@@ -80,6 +80,27 @@ async fn one_gib_upload_and_download_are_streamed_with_bounded_memory() {
         after < before + 64 * 1024,
         "peak RSS grew from {before} KiB to {after} KiB for 2 GiB of bodies"
     );
+
+    // A node with only [http] stops cleanly on SIGTERM.
+    let mut tandem = tandem;
+    let pid = tandem.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = tandem.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tandem did not exit on SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
 }
 
 #[tokio::test]
