@@ -23,6 +23,7 @@ the process that is killed.
 
 import argparse
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -215,7 +216,10 @@ def one_round(kind, interval_ms, mode, tmp):
         budget = 3 * interval_ms / 1000 + 10
         probe = subprocess.Popen(["ip", "netns", "exec", CLIENT, sys.executable, "-c", PROBE, VIP,
                                   str(budget)], stdout=subprocess.PIPE, text=True)
-        time.sleep(0.2)  # the probe is connecting to r2
+        # The probe is connecting to r2; a random phase against the master's
+        # advert timer, so every implementation is stopped at a uniformly random
+        # moment between two of its adverts.
+        time.sleep(0.2 + random.uniform(0, interval_ms / 1000))
         t0 = r2.stop(signal.SIGKILL if mode == "sigkill" else signal.SIGTERM)
         out, _ = probe.communicate(timeout=budget + 5)
         if out.strip() == "timeout":

@@ -34,7 +34,7 @@ pub use http::{
     FrontendTls, HealthCheckConfig, HttpBalance, HttpConfig, HttpServerConfig,
 };
 pub use vrrp::{
-    CheckKind, DbAction, SyncGroup, TrackRef, VirtualIp, VrrpCheck, VrrpConfig, VrrpInstance,
+    DbAction, SyncGroup, TrackRef, VirtualIp, VrrpCheck, VrrpCheckKind, VrrpConfig, VrrpInstance,
 };
 
 /// A validated configuration; every default is filled in.

@@ -112,7 +112,7 @@ pub struct DbAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VrrpCheck {
     pub name: String,
-    pub kind: CheckKind,
+    pub kind: VrrpCheckKind,
     /// Default 1 000.
     pub interval_ms: u64,
     /// Default: the interval.
@@ -125,7 +125,7 @@ pub struct VrrpCheck {
 
 /// What a check looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckKind {
+pub enum VrrpCheckKind {
     /// A TCP connect succeeds.
     Tcp { address: SocketAddr },
     /// `GET path` answers `expect_status` (default 200).
@@ -424,42 +424,9 @@ fn instance(
         v @ (2 | 3) => v as u8,
         v => return Err(invalid(f("version"), format!("must be 2 or 3, found {v}"))),
     };
-    let advert_interval_ms = raw.advert_interval_ms.unwrap_or(ADVERT_INTERVAL_MS);
-    let interval_ok = match version {
-        3 => advert_interval_ms % 10 == 0 && (10..=40_950).contains(&advert_interval_ms),
-        _ => advert_interval_ms % 1000 == 0 && (1000..=255_000).contains(&advert_interval_ms),
-    };
-    if !interval_ok {
-        let want = if version == 3 {
-            "a multiple of 10 from 10 to 40950 (VRRPv3 counts centiseconds)"
-        } else {
-            "whole seconds from 1000 to 255000 (VRRPv2 counts seconds)"
-        };
-        return Err(invalid(
-            f("advert_interval_ms"),
-            format!("must be {want}, found {advert_interval_ms}"),
-        ));
-    }
-    if raw.virtual_ips.is_empty() {
-        return Err(invalid(
-            f("virtual_ips"),
-            "at least one virtual IP is needed",
-        ));
-    }
-    if raw.virtual_ips.len() > 20 {
-        return Err(invalid(
-            f("virtual_ips"),
-            "at most 20 virtual IPs per instance (keepalived's limit per advert)",
-        ));
-    }
-    let virtual_ips = raw
-        .virtual_ips
-        .iter()
-        .enumerate()
-        .map(|(j, t)| {
-            parse_vip(t).map_err(|r| invalid(format!("vrrp.instances[{i}].virtual_ips[{j}]"), r))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let advert_interval_ms =
+        advert_interval(&f("advert_interval_ms"), version, raw.advert_interval_ms)?;
+    let virtual_ips = virtual_ips(i, &raw.virtual_ips)?;
     let unicast_peers = raw
         .unicast_peers
         .iter()
@@ -477,17 +444,7 @@ fn instance(
     if unicast_src.is_some() && unicast_peers.is_empty() {
         return Err(invalid(f("unicast_src"), "needs unicast_peers"));
     }
-    let checksum_pseudo_header = match raw.checksum.as_deref() {
-        None | Some("pseudo_header") => true,
-        Some("message_only") if version == 3 => false,
-        Some("message_only") => return Err(invalid(f("checksum"), "only applies to version = 3")),
-        Some(other) => {
-            return Err(invalid(
-                f("checksum"),
-                format!("expected \"pseudo_header\" or \"message_only\", found {other:?}"),
-            ))
-        }
-    };
+    let checksum_pseudo_header = checksum(&f("checksum"), version, raw.checksum.as_deref())?;
     if let Some(p) = &raw.auth_pass {
         if version != 2 {
             return Err(invalid(
@@ -499,42 +456,12 @@ fn instance(
             return Err(invalid(f("auth_pass"), "must be 1 to 8 bytes"));
         }
     }
-    let mut track = Vec::with_capacity(raw.track.len());
-    for (j, t) in raw.track.into_iter().enumerate() {
-        if !checks.contains(t.check.as_str()) {
-            return Err(invalid(
-                format!("vrrp.instances[{i}].track[{j}].check"),
-                format!("no [[vrrp.checks]] named {:?}", t.check),
-            ));
-        }
-        if !(-254..=254).contains(&t.weight) {
-            return Err(invalid(
-                format!("vrrp.instances[{i}].track[{j}].weight"),
-                "must be -254 to 254 (0 = FAULT when failing)",
-            ));
-        }
-        track.push(TrackRef {
-            check: t.check,
-            weight: t.weight,
-        });
-    }
+    let track = tracks(i, raw.track, checks)?;
     let notify = raw.notify.map(|p| match base_dir {
         Some(dir) if p.is_relative() => dir.join(p),
         _ => p,
     });
-    let db = raw
-        .db
-        .map(|d| {
-            check_address(&d.address).map_err(|r| invalid(f("db.address"), r))?;
-            Ok::<_, Invalid>(DbAction {
-                address: d.address,
-                user: d.user,
-                password: d.password,
-                stop_replication: d.stop_replication.unwrap_or(true),
-                timeout_ms: d.timeout_ms.unwrap_or(DB_TIMEOUT_MS).max(1),
-            })
-        })
-        .transpose()?;
+    let db = raw.db.map(|d| db_action(&f("db.address"), d)).transpose()?;
     Ok(VrrpInstance {
         name: raw.name,
         interface: raw.interface,
@@ -556,6 +483,89 @@ fn instance(
         track,
         notify,
         db,
+    })
+}
+
+/// v3 counts centiseconds (12 bits), v2 whole seconds (8 bits).
+fn advert_interval(field: &str, version: u8, raw: Option<u64>) -> Result<u64, Invalid> {
+    let ms = raw.unwrap_or(ADVERT_INTERVAL_MS);
+    let (ok, want) = match version {
+        3 => (
+            ms % 10 == 0 && (10..=40_950).contains(&ms),
+            "a multiple of 10 from 10 to 40950 (VRRPv3 counts centiseconds)",
+        ),
+        _ => (
+            ms % 1000 == 0 && (1000..=255_000).contains(&ms),
+            "whole seconds from 1000 to 255000 (VRRPv2 counts seconds)",
+        ),
+    };
+    if !ok {
+        return Err(invalid(field, format!("must be {want}, found {ms}")));
+    }
+    Ok(ms)
+}
+
+fn virtual_ips(i: usize, raw: &[String]) -> Result<Vec<VirtualIp>, Invalid> {
+    let field = format!("vrrp.instances[{i}].virtual_ips");
+    if raw.is_empty() {
+        return Err(invalid(field, "at least one virtual IP is needed"));
+    }
+    if raw.len() > 20 {
+        return Err(invalid(
+            field,
+            "at most 20 virtual IPs per instance (keepalived's limit per advert)",
+        ));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(j, t)| parse_vip(t).map_err(|r| invalid(format!("{field}[{j}]"), r)))
+        .collect()
+}
+
+/// `true` = with the IPv4 pseudo-header (the default).
+fn checksum(field: &str, version: u8, raw: Option<&str>) -> Result<bool, Invalid> {
+    match raw {
+        None | Some("pseudo_header") => Ok(true),
+        Some("message_only") if version == 3 => Ok(false),
+        Some("message_only") => Err(invalid(field, "only applies to version = 3")),
+        Some(other) => Err(invalid(
+            field,
+            format!("expected \"pseudo_header\" or \"message_only\", found {other:?}"),
+        )),
+    }
+}
+
+fn tracks(i: usize, raw: Vec<RawTrack>, checks: &HashSet<&str>) -> Result<Vec<TrackRef>, Invalid> {
+    let mut track = Vec::with_capacity(raw.len());
+    for (j, t) in raw.into_iter().enumerate() {
+        if !checks.contains(t.check.as_str()) {
+            return Err(invalid(
+                format!("vrrp.instances[{i}].track[{j}].check"),
+                format!("no [[vrrp.checks]] named {:?}", t.check),
+            ));
+        }
+        if !(-254..=254).contains(&t.weight) {
+            return Err(invalid(
+                format!("vrrp.instances[{i}].track[{j}].weight"),
+                "must be -254 to 254 (0 = FAULT when failing)",
+            ));
+        }
+        track.push(TrackRef {
+            check: t.check,
+            weight: t.weight,
+        });
+    }
+    Ok(track)
+}
+
+fn db_action(address_field: &str, d: RawDbAction) -> Result<DbAction, Invalid> {
+    check_address(&d.address).map_err(|r| invalid(address_field, r))?;
+    Ok(DbAction {
+        address: d.address,
+        user: d.user,
+        password: d.password,
+        stop_replication: d.stop_replication.unwrap_or(true),
+        timeout_ms: d.timeout_ms.unwrap_or(DB_TIMEOUT_MS).max(1),
     })
 }
 
@@ -587,7 +597,7 @@ fn check(i: usize, raw: RawCheck) -> Result<VrrpCheck, Invalid> {
         Ok((address, user, raw.password.clone().unwrap_or_default()))
     };
     let kind = match raw.kind.as_str() {
-        "tcp" => CheckKind::Tcp {
+        "tcp" => VrrpCheckKind::Tcp {
             address: socket(&raw)?,
         },
         "http" => {
@@ -595,7 +605,7 @@ fn check(i: usize, raw: RawCheck) -> Result<VrrpCheck, Invalid> {
             if !(100..=599).contains(&expect) {
                 return Err(invalid(f("expect_status"), "must be 100 to 599"));
             }
-            CheckKind::Http {
+            VrrpCheckKind::Http {
                 address: socket(&raw)?,
                 path: raw.path.clone().unwrap_or_else(|| "/".into()),
                 expect_status: expect as u16,
@@ -603,7 +613,7 @@ fn check(i: usize, raw: RawCheck) -> Result<VrrpCheck, Invalid> {
         }
         "mariadb_alive" => {
             let (address, user, password) = login(&raw)?;
-            CheckKind::MariadbAlive {
+            VrrpCheckKind::MariadbAlive {
                 address,
                 user,
                 password,
@@ -611,22 +621,22 @@ fn check(i: usize, raw: RawCheck) -> Result<VrrpCheck, Invalid> {
         }
         "mariadb_writable" => {
             let (address, user, password) = login(&raw)?;
-            CheckKind::MariadbWritable {
+            VrrpCheckKind::MariadbWritable {
                 address,
                 user,
                 password,
             }
         }
-        "tandem_http_lb" => CheckKind::TandemHttpLb {
+        "tandem_http_lb" => VrrpCheckKind::TandemHttpLb {
             address: socket(&raw)?,
             path: raw.path.clone().unwrap_or_else(|| "/".into()),
         },
-        "tandem_mysql" => CheckKind::TandemMysql {
+        "tandem_mysql" => VrrpCheckKind::TandemMysql {
             address: socket(&raw)?,
         },
         "script" => match &raw.command {
             Some(c) if !c.is_empty() && !c[0].is_empty() => {
-                CheckKind::Script { command: c.clone() }
+                VrrpCheckKind::Script { command: c.clone() }
             }
             _ => {
                 return Err(invalid(

@@ -156,53 +156,68 @@ fn libc_eexist() -> i32 {
     17
 }
 
-/// Sends `count` gratuitous ARP requests for each VIP, `interval` apart,
-/// from the interface's MAC (RFC 5798 Section 6.4.1 (b)). Blocking: run it
-/// on a blocking thread.
-pub fn gratuitous_arp(
-    interface: &str,
-    vips: &[Ipv4Addr],
-    count: u32,
-    interval: std::time::Duration,
-) -> Result<(), AddrError> {
-    let arp_err = |reason: String| AddrError::Arp {
-        interface: interface.to_owned(),
-        reason,
-    };
-    let iface = pnet_datalink::interfaces()
-        .into_iter()
-        .find(|i| i.name == interface)
-        .ok_or_else(|| AddrError::NoInterface(interface.to_owned()))?;
-    let mac = iface
-        .mac
-        .ok_or_else(|| arp_err("no MAC address".into()))?
-        .octets();
-    let config = pnet_datalink::Config {
-        read_timeout: Some(std::time::Duration::from_millis(1)),
-        // pnet's default would put the interface in promiscuous mode while
-        // the socket is open; sending needs none of that.
-        promiscuous: false,
-        ..Default::default()
-    };
-    let mut tx = match pnet_datalink::channel(&iface, config) {
-        Ok(pnet_datalink::Channel::Ethernet(tx, _rx)) => tx,
-        Ok(_) => return Err(arp_err("not an Ethernet interface".into())),
-        Err(e) => return Err(arp_err(e.to_string())),
-    };
-    for round in 0..count {
-        if round > 0 && !interval.is_zero() {
-            std::thread::sleep(interval);
-        }
-        for vip in vips {
-            let frame = garp_frame(mac, *vip);
-            match tx.send_to(&frame, None) {
-                Some(Ok(())) => {}
-                Some(Err(e)) => return Err(arp_err(e.to_string())),
-                None => return Err(arp_err("send failed".into())),
-            }
-        }
+/// An open AF_PACKET socket on one interface for gratuitous ARP.
+///
+/// Opened once, at start: binding a packet socket to a device waits for an
+/// RCU grace period (several ms), which would otherwise delay every takeover.
+/// Nothing is read from it; the kernel drops what its small queue cannot hold.
+pub struct ArpSender {
+    interface: String,
+    mac: [u8; 6],
+    tx: Box<dyn pnet_datalink::DataLinkSender>,
+}
+
+// === impl ArpSender ===
+
+impl ArpSender {
+    pub fn open(interface: &str) -> Result<ArpSender, AddrError> {
+        let arp_err = |reason: String| AddrError::Arp {
+            interface: interface.to_owned(),
+            reason,
+        };
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == interface)
+            .ok_or_else(|| AddrError::NoInterface(interface.to_owned()))?;
+        let mac = iface
+            .mac
+            .ok_or_else(|| arp_err("no MAC address".into()))?
+            .octets();
+        let config = pnet_datalink::Config {
+            read_timeout: Some(std::time::Duration::from_millis(1)),
+            // pnet's default would put the interface in promiscuous mode while
+            // the socket is open; sending needs none of that.
+            promiscuous: false,
+            ..Default::default()
+        };
+        let tx = match pnet_datalink::channel(&iface, config) {
+            Ok(pnet_datalink::Channel::Ethernet(tx, _rx)) => tx,
+            Ok(_) => return Err(arp_err("not an Ethernet interface".into())),
+            Err(e) => return Err(arp_err(e.to_string())),
+        };
+        Ok(ArpSender {
+            interface: interface.to_owned(),
+            mac,
+            tx,
+        })
     }
-    Ok(())
+
+    /// One gratuitous ARP request per VIP (RFC 5798 Section 6.4.1 (b)).
+    pub fn announce(&mut self, vips: &[Ipv4Addr]) -> Result<(), AddrError> {
+        for vip in vips {
+            let frame = garp_frame(self.mac, *vip);
+            let reason = match self.tx.send_to(&frame, None) {
+                Some(Ok(())) => continue,
+                Some(Err(e)) => e.to_string(),
+                None => "send failed".into(),
+            };
+            return Err(AddrError::Arp {
+                interface: self.interface.clone(),
+                reason,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// An Ethernet broadcast ARP request announcing `vip` at `mac`

@@ -62,6 +62,9 @@ pub struct Instance {
     epoch: Instant,
     auth: Auth,
     next_garp_refresh: Option<Instant>,
+    /// The gratuitous-ARP socket, used here and from blocking threads; a std
+    /// Mutex, held for one non-blocking send, never across an await.
+    arp: Arc<Mutex<Option<addr::ArpSender>>>,
     warned_addrs: bool,
 }
 
@@ -122,19 +125,7 @@ impl Instance {
                 cfg.interface
             ))
         })?;
-        for v in &cfg.virtual_ips {
-            if v.prefix < 32 && !subnets.iter().any(|a| v.contains(a.addr)) {
-                let have: Vec<String> = subnets
-                    .iter()
-                    .map(|a| format!("{}/{}", a.addr, a.prefix))
-                    .collect();
-                return Err(err(format!(
-                    "virtual IP {v} is not in a subnet of {} (its addresses: {})",
-                    cfg.interface,
-                    have.join(", ")
-                )));
-            }
-        }
+        check_subnets(&cfg, &subnets).map_err(err)?;
         // A previous run that was killed may have left its VIPs behind.
         for v in &cfg.virtual_ips {
             match netlink.remove(link.index, v.addr).await {
@@ -145,6 +136,13 @@ impl Instance {
                 Err(e) => return Err(err(format!("cannot remove stale {v}: {e}"))),
             }
         }
+        let arp = match addr::ArpSender::open(&cfg.interface) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::warn!(instance = %cfg.name, error = %e, "gratuitous ARP socket not open yet");
+                None
+            }
+        };
         let src = cfg.unicast_src.unwrap_or(primary);
         let socket =
             VrrpSocket::open(&cfg.interface, src, cfg.unicast_peers.is_empty()).map_err(|e| {
@@ -203,6 +201,7 @@ impl Instance {
             epoch: Instant::now(),
             auth,
             next_garp_refresh: None,
+            arp: Arc::new(Mutex::new(arp)),
             warned_addrs: false,
             cfg,
         })
@@ -432,6 +431,9 @@ impl Instance {
     }
 
     /// Gratuitous ARPs on a blocking thread, so a slow burst never delays adverts.
+    /// The first gratuitous ARP goes out at once (a non-blocking send); the
+    /// rest of the burst runs on a blocking thread, so its pauses never delay
+    /// adverts.
     fn garp(&mut self, count: u32) {
         if self.cfg.garp_refresh_ms > 0 {
             self.next_garp_refresh =
@@ -440,13 +442,20 @@ impl Instance {
         if count == 0 {
             return;
         }
-        let iface = self.cfg.interface.clone();
         let vips: Vec<Ipv4Addr> = self.cfg.virtual_ips.iter().map(|v| v.addr).collect();
+        if !announce(&self.arp, &self.cfg.interface, &vips, &self.cfg.name) || count == 1 {
+            return;
+        }
+        let arp = self.arp.clone();
+        let iface = self.cfg.interface.clone();
         let interval = Duration::from_millis(self.cfg.garp_interval_ms);
         let name = self.cfg.name.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(e) = addr::gratuitous_arp(&iface, &vips, count, interval) {
-                tracing::warn!(instance = %name, error = %e, "gratuitous ARP failed");
+            for _ in 1..count {
+                std::thread::sleep(interval);
+                if !announce(&arp, &iface, &vips, &name) {
+                    return;
+                }
             }
         });
     }
@@ -505,6 +514,53 @@ fn invalid(instance: &str, reason: &'static str) {
     ::metrics::counter!(metrics::VRRP_INVALID_PACKETS_TOTAL, "instance" => instance.to_owned(), "reason" => reason)
         .increment(1);
     tracing::debug!(instance, reason, "vrrp datagram dropped");
+}
+
+/// One gratuitous ARP per VIP; false (logged) when it failed. Opens the
+/// socket if it is not open (not at start, or failed since).
+fn announce(
+    arp: &Mutex<Option<addr::ArpSender>>,
+    iface: &str,
+    vips: &[Ipv4Addr],
+    name: &str,
+) -> bool {
+    let mut sender = arp.lock().unwrap_or_else(|e| e.into_inner());
+    if sender.is_none() {
+        match addr::ArpSender::open(iface) {
+            Ok(s) => *sender = Some(s),
+            Err(e) => {
+                tracing::warn!(instance = %name, error = %e, "gratuitous ARP failed");
+                return false;
+            }
+        }
+    }
+    if let Some(Err(e)) = sender.as_mut().map(|s| s.announce(vips)) {
+        tracing::warn!(instance = %name, error = %e, "gratuitous ARP failed");
+        // Reopen next time (the interface may have been recreated).
+        *sender = None;
+        return false;
+    }
+    true
+}
+
+/// Every VIP with a prefix must lie in a subnet of the interface's own
+/// addresses (like keepalived users expect): one outside is almost always a
+/// typo, and the LAN's clients would have no route to it.
+fn check_subnets(cfg: &VrrpInstance, subnets: &[addr::IfAddr]) -> Result<(), String> {
+    for v in &cfg.virtual_ips {
+        if v.prefix < 32 && !subnets.iter().any(|a| v.contains(a.addr)) {
+            let have: Vec<String> = subnets
+                .iter()
+                .map(|a| format!("{}/{}", a.addr, a.prefix))
+                .collect();
+            return Err(format!(
+                "virtual IP {v} is not in a subnet of {} (its addresses: {})",
+                cfg.interface,
+                have.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The next change of another sync group member; never, without a group.

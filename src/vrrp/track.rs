@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{CheckKind, VrrpCheck};
+use crate::config::{VrrpCheck, VrrpCheckKind};
 use crate::mysql::backend::{self, query, ConnectParams};
 use crate::mysql::protocol::auth::Secret;
 use crate::mysql::protocol::DEFAULT_COLLATION;
@@ -99,9 +99,9 @@ async fn run(check: VrrpCheck, tx: watch::Sender<Option<bool>>, shutdown: Cancel
 }
 
 /// One attempt; `Ok` = good.
-async fn probe(kind: &CheckKind) -> Result<(), String> {
+async fn probe(kind: &VrrpCheckKind) -> Result<(), String> {
     match kind {
-        CheckKind::TandemHttpLb { address, path } => {
+        VrrpCheckKind::TandemHttpLb { address, path } => {
             http_status(*address, path).await.and_then(|s| {
                 if s < 500 {
                     Ok(())
@@ -110,12 +110,12 @@ async fn probe(kind: &CheckKind) -> Result<(), String> {
                 }
             })
         }
-        CheckKind::TandemMysql { address } => mysql_greeting(*address).await,
-        CheckKind::Tcp { address } => TcpStream::connect(address)
+        VrrpCheckKind::TandemMysql { address } => mysql_greeting(*address).await,
+        VrrpCheckKind::Tcp { address } => TcpStream::connect(address)
             .await
             .map(drop)
             .map_err(|e| e.to_string()),
-        CheckKind::Http {
+        VrrpCheckKind::Http {
             address,
             path,
             expect_status,
@@ -126,14 +126,14 @@ async fn probe(kind: &CheckKind) -> Result<(), String> {
                 Err(format!("status {s}"))
             }
         }),
-        CheckKind::MariadbAlive {
+        VrrpCheckKind::MariadbAlive {
             address,
             user,
             password,
         } => sql_value(address, user, password, "SELECT 1")
             .await
             .map(drop),
-        CheckKind::MariadbWritable {
+        VrrpCheckKind::MariadbWritable {
             address,
             user,
             password,
@@ -141,7 +141,7 @@ async fn probe(kind: &CheckKind) -> Result<(), String> {
             Some(v) if v == "0" => Ok(()),
             v => Err(format!("read_only = {v:?}")),
         },
-        CheckKind::Script { command } => {
+        VrrpCheckKind::Script { command } => {
             let status = tokio::process::Command::new(&command[0])
                 .args(&command[1..])
                 .stdin(Stdio::null())
@@ -262,17 +262,17 @@ mod tests {
                     .await;
             }
         });
-        assert_eq!(probe(&CheckKind::Tcp { address: addr }).await, Ok(()));
-        let http = CheckKind::Http {
+        assert_eq!(probe(&VrrpCheckKind::Tcp { address: addr }).await, Ok(()));
+        let http = VrrpCheckKind::Http {
             address: addr,
             path: "/".into(),
             expect_status: 200,
         };
         assert_eq!(probe(&http).await, Err("status 503".into()));
-        let ok = CheckKind::Script {
+        let ok = VrrpCheckKind::Script {
             command: vec!["true".into()],
         };
-        let bad = CheckKind::Script {
+        let bad = VrrpCheckKind::Script {
             command: vec!["sh".into(), "-c".into(), "exit 3".into()],
         };
         assert_eq!(probe(&ok).await, Ok(()));

@@ -1,4 +1,4 @@
-use crate::config::{CheckKind, Config, VirtualIp};
+use crate::config::{Config, VirtualIp, VrrpCheckKind};
 use std::net::Ipv4Addr;
 
 /// The example, as users will write it.
@@ -100,7 +100,7 @@ instances = ["public", "private"]
     );
     assert!(matches!(
         v.checks[0].kind,
-        CheckKind::Http {
+        VrrpCheckKind::Http {
             expect_status: 200,
             ..
         }

@@ -201,11 +201,12 @@ fn vrrp_partition_then_heal_leaves_exactly_one_master() {
 }
 
 #[test]
-fn vrrp_unicast_peers() {
+fn vrrp_unicast_peers_and_both_checksum_forms() {
     let mut lab = Lab::new("f", 2);
-    lab.service(1);
     let peer = |i: usize| format!("unicast_peers = [\"{}\"]", Lab::router_ip(i));
-    let _r1 = lab.tandem(1, "r1", &tandem_conf(100, 100, &peer(2)));
+    // r1 also sends the message-only v3 checksum: both forms are accepted.
+    let r1_extra = format!("{}\nchecksum = \"message_only\"", peer(2));
+    let _r1 = lab.tandem(1, "r1", &tandem_conf(100, 100, &r1_extra));
     let r2 = lab.tandem(2, "r2", &tandem_conf(200, 100, &peer(1)));
     wait_holder(&lab, 2);
     wait_state(&lab, 1, "BACKUP");
@@ -213,7 +214,14 @@ fn vrrp_unicast_peers() {
     lab.signal(&r2, "-KILL");
     wait_holder_or_both(&lab);
     wait_state(&lab, 1, "MASTER");
-    assert!(wait_until(SETTLE, || lab.client_reaches().as_deref() == Some("r1")));
+    // r2 back without preemption: it follows r1's adverts, so it accepts
+    // their message-only checksums.
+    let r2_extra = format!("{}\npreempt = false", peer(1));
+    let _r2 = lab.tandem(2, "r2b", &tandem_conf(200, 100, &r2_extra));
+    wait_state(&lab, 2, "BACKUP");
+    assert!(wait_until(SETTLE, || adverts_received(&lab, 2) >= 5));
+    assert_eq!(lab.status(2).unwrap()["master"], Lab::router_ip(1).as_str());
+    assert!(lab.has_vip(1) && !lab.has_vip(2));
 }
 
 /// After a SIGKILL the dead router's VIP stays on its interface (nobody
@@ -266,5 +274,24 @@ fn vrrp_stale_vip_is_removed_at_start_and_bad_subnet_is_refused() {
             "vrrp instance public: virtual IP 10.99.0.100/24 is not in a subnet of e0 (its addresses: 10.88.0.1/24"
         ),
         "{err}"
+    );
+}
+
+/// A config with only `[vrrp]` runs (no NothingToRun); an interface that
+/// does not exist stops the start with a message that names it.
+#[tokio::test]
+async fn vrrp_missing_interface_is_a_clear_start_error() {
+    let text = tandem_conf(100, 1000, "")
+        .replace("interface = \"e0\"", "interface = \"tvnope0\"")
+        .replace("[admin]\nlisten = \"127.0.0.1:9090\"", "");
+    let cfg = tandem::config::Config::from_toml_str(&text, "<test>").unwrap();
+    assert!(!cfg.runs_nothing());
+    let err = tandem::app::App::start(cfg)
+        .await
+        .err()
+        .expect("start fails");
+    assert_eq!(
+        err.to_string(),
+        "vrrp instance public: no interface named \"tvnope0\""
     );
 }
