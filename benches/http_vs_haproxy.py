@@ -45,7 +45,7 @@ http {{
 """
 
 HAPROXY_CONF = """global
-  maxconn 10000
+  maxconn 4096
 defaults
   mode http
   option http-keep-alive

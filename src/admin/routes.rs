@@ -13,13 +13,12 @@
 //! | `/mysql/backends/{name}/drain`            | no new routing decisions; in-flight work finishes |
 //! | `/mysql/backends/{name}/maintenance`      | the same, for work on the server                  |
 //! | `/mysql/backends/{name}/ready`, `/undrain`| back to the monitor's judgement                   |
-//!
 //! | `/http/frontends/{f}/servers/{s}/drain`   | no new requests (sticky ones still); in flight finish |
 //! | `/http/frontends/{f}/servers/{s}/maintenance` | no requests at all; in flight finish          |
 //! | `/http/frontends/{f}/servers/{s}/ready`   | back to the health checks' judgement              |
 //!
-//! They answer 200 with the backend as JSON, 404 for an unknown backend or
-//! action, 409 when refused (the primary cannot be drained).
+//! They answer 200 with the backend (or server) as JSON, 404 for an unknown
+//! backend, server or action, 409 when refused (the primary cannot be drained).
 //!
 //! Other methods on these paths get 405 with `Allow`; other paths 404.
 
@@ -159,24 +158,9 @@ fn backend_action(ctx: &AdminContext, method: &Method, rest: &str) -> Response<F
         }
     };
     if *method != Method::POST {
-        let mut response = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed: use POST\n",
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return post_only();
     }
-    match (ctx.backend_action)(&percent_decode(name), action) {
-        Ok(value) => {
-            let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
-            text.push('\n');
-            respond(StatusCode::OK, JSON, text)
-        }
-        Err(ActionError::NotFound(why)) => respond(StatusCode::NOT_FOUND, TEXT, format!("{why}\n")),
-        Err(ActionError::Conflict(why)) => respond(StatusCode::CONFLICT, TEXT, format!("{why}\n")),
-    }
+    action_result((ctx.backend_action)(&percent_decode(name), action))
 }
 
 /// `POST /http/frontends/{frontend}/servers/{server}/{action}`; `rest`
@@ -198,16 +182,30 @@ fn http_server_action(ctx: &AdminContext, method: &Method, rest: &str) -> Respon
         }
     };
     if *method != Method::POST {
-        let mut response = plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed: use POST\n",
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return post_only();
     }
-    match (ctx.http_server_action)(&percent_decode(frontend), &percent_decode(server), action) {
+    action_result((ctx.http_server_action)(
+        &percent_decode(frontend),
+        &percent_decode(server),
+        action,
+    ))
+}
+
+/// 405 with `Allow: POST`, for an action path asked with another method.
+fn post_only() -> Response<Full<Bytes>> {
+    let mut response = plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: use POST\n",
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+/// An action's answer: 200 with the object as JSON, 404 or 409 with the reason.
+fn action_result(result: Result<serde_json::Value, ActionError>) -> Response<Full<Bytes>> {
+    match result {
         Ok(value) => {
             let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
             text.push('\n');

@@ -94,7 +94,8 @@ pub struct FrontendConfig {
     pub connect_timeout_ms: u64,
     /// A client must send a whole request head within this (slowloris);
     /// default 10 000. On HTTP/1 the wait for the next request on a
-    /// keep-alive connection counts too.
+    /// keep-alive connection counts too, as HAProxy's `timeout http-request`
+    /// does when `timeout http-keep-alive` is not set.
     pub client_header_timeout_ms: u64,
     /// A connection without a request in flight is closed after this; default 60 000.
     pub client_idle_timeout_ms: u64,
@@ -569,6 +570,33 @@ weight = 1
         assert_eq!(f.client_header_timeout_ms, 10_000);
         assert_eq!(f.max_body_bytes, None);
         assert!(f.http2);
+    }
+
+    #[test]
+    fn the_commented_reference_parses_once_uncommented() {
+        let example = Config::example();
+        let start = example
+            .find("# [[http.frontends]]")
+            .expect("an [http] reference");
+        // Every commented key of the [http] tables, except the two naming files.
+        let mut in_http = false;
+        let text: String = example[start..]
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                if l.starts_with('[') {
+                    in_http = l.starts_with("[http") || l.starts_with("[[http");
+                    return in_http;
+                }
+                in_http && l.contains(" = ")
+            })
+            .filter(|l| !l.starts_with("tls =") && !l.starts_with("access_log ="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let f = &c.http.unwrap().frontends[0];
+        assert_eq!(f.servers[0].name, "web1");
+        assert_eq!(f.health_check.as_ref().unwrap().path, "/servercheck.txt");
     }
 
     #[test]

@@ -127,14 +127,26 @@ impl CheckJudge {
 
 impl Passive {
     /// Takes the result of one request to the server. `threshold` 0 turns
-    /// ejection off. Returns true when this result ejected the server.
-    pub fn record(&mut self, ok: bool, now_ms: u64, threshold: u32, cooldown_ms: u64) -> bool {
+    /// ejection off; `may_eject` false (it would leave no server) keeps
+    /// counting without ejecting. Returns true when this result ejected it.
+    pub fn record(
+        &mut self,
+        ok: bool,
+        now_ms: u64,
+        threshold: u32,
+        cooldown_ms: u64,
+        may_eject: bool,
+    ) -> bool {
         if ok {
             self.consecutive_errors = 0;
             return false;
         }
         self.consecutive_errors = self.consecutive_errors.saturating_add(1);
-        if threshold == 0 || self.consecutive_errors < threshold || self.is_ejected(now_ms) {
+        if threshold == 0
+            || !may_eject
+            || self.consecutive_errors < threshold
+            || self.is_ejected(now_ms)
+        {
             return false;
         }
         self.consecutive_errors = 0;
@@ -244,16 +256,20 @@ mod tests {
     #[test]
     fn passive_ejects_after_consecutive_errors_for_the_cooldown() {
         let mut p = Passive::default();
-        assert!(!p.record(false, 0, 3, 1000));
-        assert!(!p.record(true, 1, 3, 1000), "a success resets the count");
-        assert!(!p.record(false, 2, 3, 1000));
-        assert!(!p.record(false, 3, 3, 1000));
-        assert!(p.record(false, 4, 3, 1000));
-        assert!(p.is_ejected(1003));
-        assert!(!p.is_ejected(1004));
+        assert!(!p.record(false, 0, 3, 1000, true));
+        assert!(
+            !p.record(true, 1, 3, 1000, true),
+            "a success resets the count"
+        );
+        assert!(!p.record(false, 2, 3, 1000, true));
+        assert!(!p.record(false, 3, 3, 1000, true));
+        assert!(!p.record(false, 4, 3, 1000, false), "not the last server");
+        assert!(p.record(false, 5, 3, 1000, true));
+        assert!(p.is_ejected(1004));
+        assert!(!p.is_ejected(1005));
         let mut off = Passive::default();
         for t in 0..10 {
-            assert!(!off.record(false, t, 0, 1000));
+            assert!(!off.record(false, t, 0, 1000, true));
         }
     }
 

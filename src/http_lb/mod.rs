@@ -30,11 +30,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::HttpConfig;
+use crate::config::{FrontendConfig, HttpConfig};
 use crate::workers::Workers;
 
 pub use health::AdminMode;
@@ -97,71 +98,25 @@ impl HttpLb {
         workers: Option<Arc<Workers>>,
     ) -> Result<HttpLb, HttpLbError> {
         let per_worker = workers.as_ref().map_or(1, |w| w.len().max(1));
-        let mut frontends = Vec::with_capacity(cfg.frontends.len());
-        let mut addrs = Vec::with_capacity(cfg.frontends.len());
+        // Bind every frontend before starting any, so a bad one leaves
+        // nothing running behind the error.
+        let mut bound = Vec::with_capacity(cfg.frontends.len());
         for fc in &cfg.frontends {
-            let name = fc.name.clone();
-            let mut servers = Vec::with_capacity(fc.servers.len());
-            let checked = fc.health_check.as_ref().map(|h| (h.rise, h.fall));
-            for s in &fc.servers {
-                let addr = resolve(&s.address)
-                    .await
-                    .ok_or_else(|| HttpLbError::Resolve {
-                        frontend: name.clone(),
-                        server: s.name.clone(),
-                        address: s.address.clone(),
-                    })?;
-                servers.push(Arc::new(Server::new(&name, s, addr, checked)));
-            }
-            let pool = Arc::new(Pool::new(fc, servers));
-            let tls = match &fc.tls {
-                Some(t) => Some(TlsAcceptor::from(tls::server_config(t, fc.http2).map_err(
-                    |source| HttpLbError::Tls {
-                        frontend: name.clone(),
-                        source,
-                    },
-                )?)),
-                None => None,
-            };
-            let log = match &fc.access_log {
-                Some(a) => Some(
-                    access_log::AccessLog::start(
-                        a.path.clone(),
-                        a.format,
-                        shutdown.clone(),
-                        tracker,
-                    )
-                    .map_err(|source| HttpLbError::AccessLog {
-                        frontend: name.clone(),
-                        source,
-                    })?,
-                ),
-                None => None,
-            };
-            let listener = tokio::net::TcpListener::bind(fc.listen)
-                .await
-                .map_err(|source| HttpLbError::Bind {
-                    frontend: name.clone(),
-                    addr: fc.listen,
-                    source,
-                })?;
-            let addr = listener.local_addr().unwrap_or(fc.listen);
-            tracing::info!(frontend = %name, %addr, "http frontend ready");
-            let fe = Arc::new(Frontend::new(
-                fc.clone(),
-                pool.clone(),
-                log,
-                shutdown.clone(),
-                per_worker,
-            ));
-            if let Some(h) = &fc.health_check {
+            bound.push(prepare(fc, tracker, shutdown, per_worker).await?);
+        }
+        let mut frontends = Vec::with_capacity(bound.len());
+        let mut addrs = Vec::with_capacity(bound.len());
+        for (fe, listener, tls) in bound {
+            let addr = listener.local_addr().unwrap_or(fe.cfg.listen);
+            tracing::info!(frontend = %fe.cfg.name, %addr, "http frontend ready");
+            if let Some(h) = &fe.cfg.health_check {
                 let h = Arc::new(h.clone());
-                for i in 0..pool.servers.len() {
+                for i in 0..fe.pool.servers.len() {
                     tracker.spawn(check::run(
-                        pool.clone(),
+                        fe.pool.clone(),
                         i,
                         h.clone(),
-                        name.clone(),
+                        fe.cfg.name.clone(),
                         shutdown.clone(),
                     ));
                 }
@@ -174,11 +129,6 @@ impl HttpLb {
                 tracker.clone(),
                 workers.clone(),
             ));
-            let tunnels = fe.tunnels.clone();
-            tracker.spawn(async move {
-                tunnels.close();
-                tunnels.wait().await;
-            });
             addrs.push(addr);
             frontends.push(fe);
         }
@@ -227,6 +177,64 @@ impl HttpLb {
         tracing::info!(frontend, server, ?mode, "http: server mode set by admin");
         Ok(s.status_json(fe.pool.now_ms()))
     }
+}
+
+/// One frontend resolved, loaded and bound, not yet serving.
+async fn prepare(
+    fc: &FrontendConfig,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    per_worker: usize,
+) -> Result<(Arc<Frontend>, TcpListener, Option<TlsAcceptor>), HttpLbError> {
+    let name = fc.name.clone();
+    let mut servers = Vec::with_capacity(fc.servers.len());
+    let checked = fc.health_check.as_ref().map(|h| (h.rise, h.fall));
+    for s in &fc.servers {
+        let addr = resolve(&s.address)
+            .await
+            .ok_or_else(|| HttpLbError::Resolve {
+                frontend: name.clone(),
+                server: s.name.clone(),
+                address: s.address.clone(),
+            })?;
+        servers.push(Arc::new(Server::new(&name, s, addr, checked)));
+    }
+    let tls = match &fc.tls {
+        Some(t) => Some(TlsAcceptor::from(tls::server_config(t, fc.http2).map_err(
+            |source| HttpLbError::Tls {
+                frontend: name.clone(),
+                source,
+            },
+        )?)),
+        None => None,
+    };
+    let listener = TcpListener::bind(fc.listen)
+        .await
+        .map_err(|source| HttpLbError::Bind {
+            frontend: name.clone(),
+            addr: fc.listen,
+            source,
+        })?;
+    let log = match &fc.access_log {
+        Some(a) => Some(
+            access_log::AccessLog::start(a.path.clone(), a.format, shutdown.clone(), tracker)
+                .map_err(|source| HttpLbError::AccessLog {
+                    frontend: name.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let pool = Arc::new(Pool::new(fc, servers));
+    let fe = Frontend::new(
+        fc.clone(),
+        pool,
+        log,
+        shutdown.clone(),
+        tracker.clone(),
+        per_worker,
+    );
+    Ok((Arc::new(fe), listener, tls))
 }
 
 /// `host:port` -> the first address; an IP literal needs no lookup.

@@ -46,7 +46,8 @@ pub struct Frontend {
     /// Client connections open now (for `max_connections` and `/status`).
     pub connections: AtomicUsize,
     backend_timeout: Duration,
-    /// Upgraded (WebSocket) tunnels run as tracked tasks that stop on shutdown.
+    /// The app's tracker: upgraded (WebSocket) tunnels run as tracked
+    /// tasks that stop on shutdown.
     pub tunnels: TaskTracker,
     pub shutdown: CancellationToken,
 }
@@ -91,6 +92,23 @@ struct LogInfo {
     user_agent: Option<String>,
 }
 
+/// A request checked and rewritten, ready for one or more attempts.
+struct Prepared {
+    method: Method,
+    headers: hyper::HeaderMap,
+    path: hyper::http::uri::PathAndQuery,
+    /// The client's body until an attempt starts reading it.
+    slot: Option<BodySlot>,
+    hint: hyper::body::SizeHint,
+    /// Set by the body when `max_body_bytes` was crossed mid-stream.
+    over_limit: Arc<AtomicBool>,
+    idempotent: bool,
+    /// The server the stickiness cookie names.
+    sticky: Option<String>,
+    /// The client's side of an upgrade (WebSocket), when it asked for one.
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
 /// How an attempt failed.
 enum Failure {
     NoServer(NoServer),
@@ -105,6 +123,7 @@ impl Frontend {
         pool: Arc<Pool>,
         access_log: Option<AccessLog>,
         shutdown: CancellationToken,
+        tracker: TaskTracker,
         workers: usize,
     ) -> Self {
         let clients = (0..workers.max(1)).map(|_| upstream_client(&cfg)).collect();
@@ -116,7 +135,7 @@ impl Frontend {
             clients,
             access_log,
             connections: AtomicUsize::new(0),
-            tunnels: TaskTracker::new(),
+            tunnels: tracker,
             shutdown,
         }
     }
@@ -192,7 +211,7 @@ impl OnEnd for Finish {
 pub async fn handle(
     fe: Arc<Frontend>,
     conn: ConnCtx,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     conn.activity.in_flight.fetch_add(1, Ordering::Relaxed);
     let mut finish = Box::new(Finish {
@@ -207,6 +226,84 @@ pub async fn handle(
             .is_some()
             .then(|| Box::new(log_info(&req, conn.peer.ip()))),
     });
+    let mut p = match prepare(&fe, &conn, req) {
+        Ok(p) => p,
+        Err((code, text)) => return local(finish, code, text),
+    };
+    let mut tried: Vec<usize> = Vec::new();
+    let failure = loop {
+        let index = match fe.pool.pick(conn.peer.ip(), p.sticky.as_deref(), &tried) {
+            Ok(i) => i,
+            Err(e) => break Failure::NoServer(e),
+        };
+        if !tried.is_empty() {
+            fe.metrics.retries.increment(1);
+        }
+        finish.attempts += 1;
+        let server = fe.pool.servers[index].clone();
+        let Some(forward) = p.forward(&fe, &server) else {
+            break Failure::Status(StatusCode::BAD_REQUEST, "400 bad request: invalid target\n");
+        };
+        let inflight = Inflight::new(&server);
+        let sent = tokio::time::timeout(fe.backend_timeout, fe.client().request(forward)).await;
+        let error = match sent {
+            Ok(Ok(response)) => {
+                fe.pool.report(index, !response.status().is_server_error());
+                finish.status = response.status().as_u16();
+                finish.server = Some(inflight);
+                return p.respond(&fe, &server, response, finish);
+            }
+            Ok(Err(e)) => e,
+            Err(_) => {
+                fe.pool.report(index, false);
+                tracing::debug!(server = %server.name, "http: no response within backend_timeout_ms");
+                break Failure::Status(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "504 gateway timeout: the server did not answer in time\n",
+                );
+            }
+        };
+        drop(inflight);
+        if p.over_limit.load(Ordering::Relaxed) {
+            break Failure::Status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413 request body too large\n",
+            );
+        }
+        let connect_failed = error.is_connect();
+        fe.pool.report(index, !connect_failed);
+        tracing::debug!(server = %server.name, error = ?error, connect_failed, "http: request to server failed");
+        tried.push(index);
+        let safe = p.body_untouched() && (connect_failed || p.idempotent);
+        if !safe || tried.len() > fe.cfg.retries as usize {
+            break Failure::Status(
+                StatusCode::BAD_GATEWAY,
+                "502 bad gateway: the server failed to answer\n",
+            );
+        }
+    };
+    match failure {
+        Failure::Status(code, text) => local(finish, code, text),
+        Failure::NoServer(NoServer::NoneAvailable) => local(
+            finish,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 service unavailable: no server is available\n",
+        ),
+        Failure::NoServer(NoServer::AllTried) => local(
+            finish,
+            StatusCode::BAD_GATEWAY,
+            "502 bad gateway: every server tried failed\n",
+        ),
+    }
+}
+
+/// Checks the request and rewrites its head for the servers; an error is
+/// the answer to give instead.
+fn prepare(
+    fe: &Frontend,
+    conn: &ConnCtx,
+    mut req: Request<Incoming>,
+) -> Result<Prepared, (StatusCode, &'static str)> {
     let host = req
         .headers()
         .get(HOST)
@@ -215,19 +312,17 @@ pub async fn handle(
         .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
     if req.version() == Version::HTTP_11 && !req.headers().contains_key(HOST) {
         // RFC 9112 section 3.2: a server must answer 400 to an HTTP/1.1 request without Host.
-        return local(
-            finish,
+        return Err((
             StatusCode::BAD_REQUEST,
             "400 bad request: missing Host header\n",
-        );
+        ));
     }
     if let (Some(max), Some(len)) = (fe.cfg.max_body_bytes, req.body().size_hint().exact()) {
         if len > max {
-            return local(
-                finish,
+            return Err((
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "413 request body too large\n",
-            );
+            ));
         }
     }
     let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
@@ -257,112 +352,79 @@ pub async fn handle(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
-    let hint = body.size_hint();
-    let slot: Option<BodySlot> = (!body.is_end_stream()).then(|| Arc::new(Mutex::new(Some(body))));
-    let over_limit = Arc::new(AtomicBool::new(false));
     let idempotent = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
     );
-    let mut tried: Vec<usize> = Vec::new();
-    let failure = loop {
-        let index = match fe.pool.pick(conn.peer.ip(), sticky.as_deref(), &tried) {
-            Ok(i) => i,
-            Err(e) => break Failure::NoServer(e),
-        };
-        if !tried.is_empty() {
-            fe.metrics.retries.increment(1);
-        }
-        finish.attempts += 1;
-        let server = fe.pool.servers[index].clone();
+    Ok(Prepared {
+        hint: body.size_hint(),
+        slot: (!body.is_end_stream()).then(|| Arc::new(Mutex::new(Some(body)))),
+        method: parts.method,
+        headers: parts.headers,
+        path,
+        over_limit: Arc::new(AtomicBool::new(false)),
+        idempotent,
+        sticky,
+        client_upgrade,
+    })
+}
+
+// === impl Prepared ===
+
+impl Prepared {
+    /// The request for one attempt on `server`.
+    fn forward(&self, fe: &Frontend, server: &Server) -> Option<Request<ForwardBody>> {
         let mut target = hyper::http::uri::Parts::default();
         target.scheme = Some(hyper::http::uri::Scheme::HTTP);
         target.authority = Some(server.authority.clone());
-        target.path_and_query = Some(path.clone());
-        let Ok(uri) = Uri::from_parts(target) else {
-            break Failure::Status(StatusCode::BAD_REQUEST, "400 bad request: invalid target\n");
-        };
+        target.path_and_query = Some(self.path.clone());
+        let uri = Uri::from_parts(target).ok()?;
         let mut forward = Request::new(ForwardBody::new(
-            slot.clone(),
-            hint,
+            self.slot.clone(),
+            self.hint,
             fe.cfg.max_body_bytes,
-            over_limit.clone(),
+            self.over_limit.clone(),
         ));
-        *forward.method_mut() = parts.method.clone();
+        *forward.method_mut() = self.method.clone();
         *forward.uri_mut() = uri;
         *forward.version_mut() = Version::HTTP_11;
-        *forward.headers_mut() = parts.headers.clone();
-        let inflight = Inflight::new(&server);
-        let sent = tokio::time::timeout(fe.backend_timeout, fe.client().request(forward)).await;
-        let error = match sent {
-            Ok(Ok(mut response)) => {
-                let status = response.status();
-                fe.pool.report(index, !status.is_server_error());
-                let backend_upgrade = (status == StatusCode::SWITCHING_PROTOCOLS && upgrade)
-                    .then(|| hyper::upgrade::on(&mut response));
-                finish.status = status.as_u16();
-                finish.server = Some(inflight);
-                let (mut rp, rbody) = response.into_parts();
-                headers::strip_hop_by_hop(&mut rp.headers, backend_upgrade.is_some());
-                if let Some(name) = &fe.cfg.cookie {
-                    if sticky.as_deref() != Some(server.name.as_str()) {
-                        if let Ok(v) = HeaderValue::from_str(&format!(
-                            "{name}={}; Path=/; HttpOnly",
-                            server.name
-                        )) {
-                            rp.headers.append(SET_COOKIE, v);
-                        }
-                    }
-                }
-                if let (Some(client), Some(backend)) = (client_upgrade, backend_upgrade) {
-                    spawn_tunnel(&fe, client, backend);
-                }
-                return Response::from_parts(rp, ResponseBody::upstream(rbody, Some(finish)));
-            }
-            Ok(Err(e)) => e,
-            Err(_) => {
-                fe.pool.report(index, false);
-                tracing::debug!(server = %server.name, "http: no response within backend_timeout_ms");
-                break Failure::Status(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "504 gateway timeout: the server did not answer in time\n",
-                );
-            }
-        };
-        drop(inflight);
-        if over_limit.load(Ordering::Relaxed) {
-            break Failure::Status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "413 request body too large\n",
-            );
-        }
-        let connect_failed = error.is_connect();
-        fe.pool.report(index, !connect_failed);
-        let body_untouched = slot
+        *forward.headers_mut() = self.headers.clone();
+        Some(forward)
+    }
+
+    /// True while no attempt has started reading the client's body.
+    fn body_untouched(&self) -> bool {
+        self.slot
             .as_ref()
-            .is_none_or(|s| s.lock().unwrap_or_else(|e| e.into_inner()).is_some());
-        tracing::debug!(server = %server.name, error = ?error, connect_failed, "http: request to server failed");
-        tried.push(index);
-        let safe = body_untouched && (connect_failed || idempotent);
-        if !safe || tried.len() > fe.cfg.retries as usize {
-            break Failure::Status(
-                StatusCode::BAD_GATEWAY,
-                "502 bad gateway: the server failed to answer\n",
-            );
+            .is_none_or(|s| s.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+    }
+
+    /// The server's answer on its way to the client: hop-by-hop fields
+    /// removed, the stickiness cookie set, an upgrade tunnelled.
+    fn respond(
+        &mut self,
+        fe: &Arc<Frontend>,
+        server: &Server,
+        mut response: Response<Incoming>,
+        finish: Box<Finish>,
+    ) -> Response<ResponseBody> {
+        let backend_upgrade = (response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && self.client_upgrade.is_some())
+        .then(|| hyper::upgrade::on(&mut response));
+        let (mut rp, rbody) = response.into_parts();
+        headers::strip_hop_by_hop(&mut rp.headers, backend_upgrade.is_some());
+        if let Some(name) = &fe.cfg.cookie {
+            if self.sticky.as_deref() != Some(server.name.as_str()) {
+                let cookie = format!("{name}={}; Path=/; HttpOnly", server.name);
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    rp.headers.append(SET_COOKIE, v);
+                }
+            }
         }
-    };
-    match failure {
-        Failure::Status(code, text) => local(finish, code, text),
-        Failure::NoServer(NoServer::NoneAvailable) => local(
-            finish,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "503 service unavailable: no server is available\n",
-        ),
-        Failure::NoServer(NoServer::AllTried) => local(
-            finish,
-            StatusCode::BAD_GATEWAY,
-            "502 bad gateway: every server tried failed\n",
-        ),
+        if let (Some(client), Some(backend)) = (self.client_upgrade.take(), backend_upgrade) {
+            spawn_tunnel(fe, client, backend);
+        }
+        Response::from_parts(rp, ResponseBody::upstream(rbody, Some(finish)))
     }
 }
 

@@ -291,18 +291,27 @@ impl Pool {
     }
 
     /// The result of one request on server `i`: a connect error or a 5xx
-    /// is an error for passive ejection.
+    /// is an error for passive ejection. A server is never ejected when no
+    /// other normal server would be left serving: an application error on
+    /// every server must not turn into 503s for every page.
     pub fn report(&self, i: usize, ok: bool) {
         let s = &self.servers[i];
         if self.eject_errors == 0 {
             return;
         }
         let now = self.now_ms();
+        let may_eject = !ok
+            && self.servers.iter().enumerate().any(|(j, o)| {
+                j != i && !o.backup && o.serving() == Serving::Yes && !self.ejected(o, now)
+            });
         let mut st = s.lock();
-        if st
-            .passive
-            .record(ok, now, self.eject_errors, self.eject_cooldown_ms)
-        {
+        if st.passive.record(
+            ok,
+            now,
+            self.eject_errors,
+            self.eject_cooldown_ms,
+            may_eject,
+        ) {
             s.ejected_until_ms
                 .store(st.passive.ejected_until_ms(), Ordering::Relaxed);
             s.metrics.ejections.increment(1);

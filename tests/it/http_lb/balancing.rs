@@ -207,3 +207,94 @@ async fn retries_happen_only_when_safe() {
             >= 2
     );
 }
+
+#[tokio::test]
+async fn source_keeps_a_client_on_one_server_and_leastconn_uses_all() {
+    let nginx = Nginx::start(3);
+    let servers = [
+        ("w1", nginx.addr(1), 1),
+        ("w2", nginx.addr(2), 1),
+        ("w3", nginx.addr(3), 1),
+    ];
+    let servers: Vec<(&str, &str, u32)> = servers
+        .iter()
+        .map(|(n, a, w)| (*n, a.as_str(), *w))
+        .collect();
+    let lb = Lb::start(&format!(
+        "{}{}{}",
+        frontend("by-source", "balance = \"source\"", &servers),
+        frontend("by-leastconn", "balance = \"leastconn\"", &servers),
+        frontend("by-random2", "balance = \"random2\"", &servers),
+    ))
+    .await;
+    let client = Client::new();
+    let mut seen: Vec<std::collections::HashSet<String>> = vec![Default::default(); 3];
+    for (i, s) in seen.iter_mut().enumerate() {
+        for _ in 0..30 {
+            let (status, body) = client
+                .get(&format!("http://{}/whoami.txt", lb.addr(i)))
+                .await;
+            assert_eq!(status, 200);
+            s.insert(body);
+        }
+    }
+    assert_eq!(
+        seen[0].len(),
+        1,
+        "one client address, one server: {:?}",
+        seen[0]
+    );
+    assert_eq!(
+        seen[1].len(),
+        3,
+        "idle servers tie and rotate: {:?}",
+        seen[1]
+    );
+    assert!(seen[2].len() >= 2, "{:?}", seen[2]);
+}
+
+#[tokio::test]
+async fn a_slow_server_gets_504_and_no_server_gets_503() {
+    let (p1, p2) = (Php::start("p1"), Php::start("p2"));
+    let lb = Lb::start(&format!(
+        "{}{}",
+        frontend(
+            "slow",
+            "backend_timeout_ms = 300\neject_consecutive_errors = 0",
+            &[("p1", &p1.addr(), 1), ("p2", &p2.addr(), 1)],
+        ),
+        frontend("empty", "", &[("p1", &p1.addr(), 1)]),
+    ))
+    .await;
+    let client = Client::new();
+    let started = std::time::Instant::now();
+    let (status, _, body) = client
+        .request(
+            "GET",
+            &format!("http://{}/slow.php?ms=1500", lb.addr(0)),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(status, 504, "{body}");
+    assert!(body.starts_with("504 gateway timeout"), "{body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1400),
+        "not retried elsewhere"
+    );
+    let admin = format!(
+        "http://{}/http/frontends/empty/servers/p1/maintenance",
+        lb.admin()
+    );
+    assert_eq!(client.request("POST", &admin, &[], b"").await.0, 200);
+    let (status, _, body) = client
+        .request(
+            "GET",
+            &format!("http://{}/slow.php?ms=1", lb.addr(1)),
+            &[],
+            b"",
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body, "503 service unavailable: no server is available\n");
+}

@@ -68,7 +68,9 @@ impl Nginx {
         let tmp = d.join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
         let conf = format!(
-            "daemon off; user root; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+            // master_process off: one process, so killing it leaves no
+            // orphaned worker holding the ports.
+            "daemon off; master_process off; user root; pid {d}/nginx.pid; error_log {d}/error.log;\n\
              events {{ worker_connections 4096; }}\n\
              http {{ access_log off; default_type text/plain; sendfile on;\n\
              client_body_temp_path {t}; proxy_temp_path {t}; fastcgi_temp_path {t};\n\
@@ -154,7 +156,7 @@ impl Php {
             .args(["-S", &format!("127.0.0.1:{port}"), "-t"])
             .arg(dir.path())
             .env("TANDEM_TEST_NAME", name)
-            .env("PHP_CLI_SERVER_WORKERS", "4")
+            // One process (no PHP_CLI_SERVER_WORKERS): killing it leaves no orphan.
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

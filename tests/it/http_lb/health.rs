@@ -174,3 +174,30 @@ async fn consecutive_5xx_eject_a_server_for_the_cooldown() {
     );
     assert_eq!(lb.status()["frontends"][0]["servers"][0]["ejected"], true);
 }
+
+#[tokio::test]
+async fn tcp_checks_take_a_server_without_listener_out() {
+    let nginx = Nginx::start(1);
+    let dead = format!("127.0.0.1:{}", super::fixtures::free_port());
+    let lb = Lb::start(&frontend(
+        "web",
+        "eject_consecutive_errors = 0\n[http.frontends.health_check]\ntype = \"tcp\"\ninterval_ms = 100\nrise = 1\nfall = 2",
+        &[("w1", &nginx.addr(1), 1), ("dead", &dead, 1)],
+    ))
+    .await;
+    lb.wait_state("dead", "down", Duration::from_secs(3)).await;
+    assert_eq!(lb.state("w1"), "up");
+    let client = Client::new();
+    assert_eq!(
+        served_by(&lb, &client, 6).await,
+        HashSet::from(["w1".to_owned()])
+    );
+    let s = lb.status();
+    assert!(
+        s["frontends"][0]["servers"][1]["last_check"]
+            .as_str()
+            .unwrap()
+            .starts_with("connect"),
+        "{s}"
+    );
+}

@@ -4,5 +4,6 @@
 mod balancing;
 mod fixtures;
 mod health;
+mod observability;
 mod protocols;
 mod streaming;

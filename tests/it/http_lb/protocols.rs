@@ -19,6 +19,22 @@ async fn http2_prior_knowledge_with_curl() {
     ])
     .await;
     assert_eq!((code, out.as_str()), (0, "w1 2 200"));
+    // A request body over HTTP/2 reaches the HTTP/1.1 server whole.
+    let (code, out) = curl(&[
+        "--http2-prior-knowledge",
+        "-X",
+        "PUT",
+        "--data-binary",
+        "over h2",
+        "-w",
+        "%{http_version} %{http_code}",
+        &lb.url("/h2/put.txt"),
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert!(out == "2 201" || out == "2 204", "{out}");
+    let stored = std::fs::read_to_string(nginx.root(1).join("h2/put.txt")).unwrap();
+    assert_eq!(stored, "over h2");
     // HTTP/1.1 on the same port still works.
     let (code, out) = curl(&[
         "--http1.1",

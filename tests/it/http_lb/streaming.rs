@@ -80,6 +80,27 @@ async fn one_gib_upload_and_download_are_streamed_with_bounded_memory() {
         after < before + 64 * 1024,
         "peak RSS grew from {before} KiB to {after} KiB for 2 GiB of bodies"
     );
+
+    // A node with only [http] stops cleanly on SIGTERM.
+    let mut tandem = tandem;
+    let pid = tandem.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = tandem.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tandem did not exit on SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
 }
 
 #[tokio::test]
@@ -135,4 +156,23 @@ async fn max_body_bytes_refuses_large_bodies_with_413() {
     ])
     .await;
     assert!(out == "201" || out == "204", "{out}");
+    // A chunked body within the limit, with Expect: 100-continue, is streamed through whole.
+    let chunked = lb.url("/uploads/chunked.bin");
+    let (_, out) = curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-H",
+        "Expect: 100-continue",
+        "--data-binary",
+        "hello chunks",
+        "-w",
+        "%{http_code}",
+        &chunked,
+    ])
+    .await;
+    assert!(out == "201" || out == "204", "{out}");
+    let stored = std::fs::read_to_string(nginx.root(1).join("uploads/chunked.bin")).unwrap();
+    assert_eq!(stored, "hello chunks");
 }
