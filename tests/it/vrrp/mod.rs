@@ -295,3 +295,31 @@ async fn vrrp_missing_interface_is_a_clear_start_error() {
         "vrrp instance public: no interface named \"tvnope0\""
     );
 }
+
+/// `garp_refresh_ms`: a master keeps announcing its VIP after the burst.
+#[test]
+fn vrrp_garp_refresh_repeats_announcements() {
+    let mut lab = Lab::new("h", 1);
+    let client = lab.client();
+    lab.spawn(&client, "arp", &["tcpdump", "-i", "e0", "-nn", "-l", "arp"]);
+    let extra = "garp_count = 1\ngarp_refresh_ms = 200";
+    let conf = tandem_conf(100, 100, "")
+        .replace("garp_count = 5\n", "")
+        .replace("garp_interval_ms = 300\n", "")
+        + extra;
+    let _r1 = lab.tandem(1, "r1", &conf);
+    wait_state(&lab, 1, "MASTER");
+    let announced = || {
+        lab.log("arp")
+            .lines()
+            .filter(|l| l.contains(&format!("who-has {VIP}")) && l.contains(&format!("tell {VIP}")))
+            .count()
+    };
+    // One from the burst, then one every 200 ms.
+    assert!(
+        wait_until(SETTLE, || announced() >= 5),
+        "gratuitous ARPs seen: {}\n{}",
+        announced(),
+        lab.log("arp")
+    );
+}
