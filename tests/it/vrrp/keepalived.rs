@@ -5,9 +5,21 @@
 use super::lab::{wait_until, Lab, VIP};
 use super::{tandem_conf, wait_holder, wait_state, SETTLE};
 
-fn keepalived_conf(priority: u8, version: u8, advert_int: &str, auth: bool) -> String {
+fn keepalived_conf(
+    priority: u8,
+    version: u8,
+    advert_int: &str,
+    auth: bool,
+    unicast: bool,
+) -> String {
     let auth = if auth {
         "authentication {\n    auth_type PASS\n    auth_pass secret1\n  }"
+    } else {
+        ""
+    };
+    // keepalived on r2 (10.88.0.2) sends to tandem on r1 only.
+    let unicast = if unicast {
+        "unicast_src_ip 10.88.0.2\n  unicast_peer {\n    10.88.0.1\n  }"
     } else {
         ""
     };
@@ -24,6 +36,7 @@ vrrp_instance VI_1 {{
   advert_int {advert_int}
   version {version}
   {auth}
+  {unicast}
   virtual_ipaddress {{
     {VIP}/24
   }}
@@ -37,12 +50,17 @@ fn status_u64(lab: &Lab, key: &str) -> u64 {
 }
 
 /// r1 runs tandem, r2 keepalived, with the same settings.
-fn interop(id: &str, version: u8, interval_ms: u64, auth: bool) {
+fn interop(id: &str, version: u8, interval_ms: u64, auth: bool, unicast: bool) {
     let mut lab = Lab::new(id, 2);
     let advert_int = format!("{}", interval_ms as f64 / 1000.0);
     let extra = format!(
-        "version = {version}\n{}",
-        if auth { "auth_pass = \"secret1\"" } else { "" }
+        "version = {version}\n{}\n{}",
+        if auth { "auth_pass = \"secret1\"" } else { "" },
+        if unicast {
+            "unicast_peers = [\"10.88.0.2\"]"
+        } else {
+            ""
+        }
     );
 
     // 1. tandem (200) is master, keepalived (100) its backup.
@@ -50,7 +68,7 @@ fn interop(id: &str, version: u8, interval_ms: u64, auth: bool) {
     let k = lab.keepalived(
         2,
         "keepalived",
-        &keepalived_conf(100, version, &advert_int, auth),
+        &keepalived_conf(100, version, &advert_int, auth, unicast),
     );
     wait_holder(&lab, 1);
     // keepalived must keep hearing tandem: well past its Master_Down_Interval
@@ -91,10 +109,15 @@ fn interop(id: &str, version: u8, interval_ms: u64, auth: bool) {
 
 #[test]
 fn vrrp_interop_keepalived_v3() {
-    interop("k3", 3, 100, false);
+    interop("k3", 3, 100, false, false);
 }
 
 #[test]
 fn vrrp_interop_keepalived_v2_with_pass_auth() {
-    interop("k2", 2, 1000, true);
+    interop("k2", 2, 1000, true, false);
+}
+
+#[test]
+fn vrrp_interop_keepalived_v3_unicast() {
+    interop("ku", 3, 100, false, true);
 }
