@@ -48,8 +48,9 @@ fn adverts_received(lab: &Lab, i: usize) -> u64 {
 fn wait_holder(lab: &Lab, i: usize) {
     assert!(
         wait_until(SETTLE, || lab.holders() == vec![i]),
-        "expected the VIP on r{i} only, holders: {:?}",
-        lab.holders()
+        "expected the VIP on r{i} only, holders: {:?}, states: {:?}",
+        lab.holders(),
+        (1..=2).map(|r| lab.state(r)).collect::<Vec<_>>()
     );
 }
 
