@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::raw::{opt_bool, opt_u32, opt_u64};
-use super::validate::{at_least_one, check_backend_name, check_host_port, invalid, Invalid};
+use super::validate::{at_least_one, check_host_port, check_name, invalid, Invalid};
 use super::validate::{readable_file, socket_addr};
 
 const CHECK_INTERVAL_MS: u64 = 2_000;
@@ -310,7 +310,7 @@ pub(super) fn validate(raw: RawHttp, base_dir: Option<&Path>) -> Result<HttpConf
     let mut frontends = Vec::with_capacity(raw.frontends.len());
     for (i, f) in raw.frontends.into_iter().enumerate() {
         let at = format!("http.frontends[{i}]");
-        check_backend_name(&f.name).map_err(|r| invalid(format!("{at}.name"), r))?;
+        check_name(&f.name).map_err(|r| invalid(format!("{at}.name"), r))?;
         if !names.insert(f.name.clone()) {
             return Err(invalid(
                 format!("{at}.name"),
@@ -413,7 +413,7 @@ fn servers(raw: Vec<RawServer>, at: &str) -> Result<Vec<HttpServerConfig>, Inval
     let mut out = Vec::with_capacity(raw.len());
     for (i, s) in raw.into_iter().enumerate() {
         let field = |key: &str| format!("{at}.servers[{i}].{key}");
-        check_backend_name(&s.name).map_err(|r| invalid(field("name"), r))?;
+        check_name(&s.name).map_err(|r| invalid(field("name"), r))?;
         if !seen.insert(s.name.clone()) {
             return Err(invalid(
                 field("name"),

@@ -377,7 +377,7 @@ fn backends(raw: Vec<RawBackend>, monitored: bool) -> Result<Vec<BackendConfig>,
     let mut backends = Vec::with_capacity(raw.len());
     for (i, b) in raw.into_iter().enumerate() {
         let at = |key: &str| format!("mysql.backends[{i}].{key}");
-        check_backend_name(&b.name).map_err(|reason| invalid(at("name"), reason))?;
+        check_name(&b.name).map_err(|reason| invalid(at("name"), reason))?;
         if !seen.insert(b.name.clone()) {
             return Err(invalid(
                 at("name"),
@@ -473,7 +473,9 @@ pub(super) fn parse_password_hash(text: &str) -> Option<[u8; 20]> {
     Some(out)
 }
 
-pub(super) fn check_backend_name(name: &str) -> Result<(), String> {
+/// A backend, frontend, server, VRRP instance or check name: safe in metric labels, logs and
+/// admin paths.
+pub(super) fn check_name(name: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if name.is_empty() || name.len() > 64 || !name.chars().all(ok_char) {
         return Err(format!(

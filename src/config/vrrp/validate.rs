@@ -9,7 +9,7 @@ use super::{
     DbAction, RawCheck, RawDbAction, RawInstance, RawSyncGroup, RawTrack, RawVrrp, SyncGroup,
     TrackRef, VirtualIp, VrrpCheck, VrrpCheckKind, VrrpConfig, VrrpInstance,
 };
-use crate::config::validate::Invalid;
+use crate::config::validate::{check_name, invalid, Invalid};
 
 const ADVERT_INTERVAL_MS: u64 = 1_000;
 const GARP_COUNT: u32 = 5;
@@ -18,13 +18,6 @@ const CHECK_INTERVAL_MS: u64 = 1_000;
 const CHECK_RISE: u32 = 2;
 const CHECK_FALL: u32 = 3;
 const DB_TIMEOUT_MS: u64 = 2_000;
-
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
-    Invalid {
-        field: field.into(),
-        reason: reason.into(),
-    }
-}
 
 pub(in crate::config) fn vrrp(
     raw: RawVrrp,
@@ -414,16 +407,6 @@ fn sync_groups(
         });
     }
     Ok(out)
-}
-
-fn check_name(name: &str) -> Result<(), String> {
-    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if name.is_empty() || name.len() > 64 || !name.chars().all(ok_char) {
-        return Err(format!(
-            "expected 1 to 64 letters, digits, '.', '_' or '-', found {name:?}"
-        ));
-    }
-    Ok(())
 }
 
 fn check_address(text: &str) -> Result<(), String> {
