@@ -104,7 +104,8 @@ pub struct DbAction {
     pub address: String,
     pub user: String,
     pub password: String,
-    /// `STOP SLAVE` before `read_only=OFF`; default true.
+    /// Apply the relay log already received (at most `timeout_ms / 2`), then
+    /// `STOP ALL SLAVES`, before `read_only=OFF`; default true.
     pub stop_replication: bool,
     /// Default 2 000.
     pub timeout_ms: u64,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::config::{DbAction, VrrpInstance};
-use crate::mysql::backend::{self, query, ConnectParams};
+use crate::mysql::backend::{self, query, BackendConn, ConnectParams};
 use crate::mysql::protocol::auth::Secret;
 use crate::mysql::protocol::DEFAULT_COLLATION;
 
@@ -109,19 +109,17 @@ async fn run_notify(program: &std::path::Path, name: &str, ev: &Event) {
     }
 }
 
-/// MASTER: promote (stop replication, `read_only=OFF`); anything else: fence
-/// (`read_only=ON`).
+/// MASTER: promote (apply what was received, stop replication,
+/// `read_only=OFF`); anything else: fence (`read_only=ON`).
 async fn db_action(name: &str, db: &DbAction, state: Reported) {
-    let statements: &[&str] = match state {
-        Reported::Master if db.stop_replication => {
-            &["STOP ALL SLAVES", "SET GLOBAL read_only = OFF"]
-        }
-        Reported::Master => &["SET GLOBAL read_only = OFF"],
-        Reported::Backup | Reported::Fault | Reported::Stop => &["SET GLOBAL read_only = ON"],
+    let step = match state {
+        Reported::Master if db.stop_replication => Step::Promote,
+        Reported::Master => Step::Writable,
+        Reported::Backup | Reported::Fault | Reported::Stop => Step::Fence,
     };
     for attempt in 1..=DB_ATTEMPTS {
         let timeout = Duration::from_millis(db.timeout_ms);
-        match tokio::time::timeout(timeout, run_statements(db, statements)).await {
+        match tokio::time::timeout(timeout, run_step(name, db, step)).await {
             Ok(Ok(())) => {
                 tracing::info!(instance = name, state = state.as_str(), address = %db.address, "vrrp database action done");
                 return;
@@ -137,7 +135,18 @@ async fn db_action(name: &str, db: &DbAction, state: Reported) {
         .increment(1);
 }
 
-async fn run_statements(db: &DbAction, statements: &[&str]) -> Result<(), String> {
+/// What a state change does to the local database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Catch up, stop replication, writable.
+    Promote,
+    /// Writable only (`stop_replication = false`).
+    Writable,
+    /// `read_only = ON`.
+    Fence,
+}
+
+async fn run_step(name: &str, db: &DbAction, step: Step) -> Result<(), String> {
     let secret = Secret::Plain(db.password.clone());
     let mut conn = backend::connect(&ConnectParams {
         backend_name: "vrrp-db",
@@ -154,10 +163,83 @@ async fn run_statements(db: &DbAction, statements: &[&str]) -> Result<(), String
     })
     .await
     .map_err(|e| e.to_string())?;
+    let statements: &[&str] = match step {
+        Step::Promote => {
+            // Half the action's time at most, so a replica that cannot catch
+            // up is still promoted (availability) before the action times out.
+            catch_up(name, &mut conn, Duration::from_millis(db.timeout_ms / 2)).await?;
+            &["STOP ALL SLAVES", "SET GLOBAL read_only = OFF"]
+        }
+        Step::Writable => &["SET GLOBAL read_only = OFF"],
+        Step::Fence => &["SET GLOBAL read_only = ON"],
+    };
     for sql in statements {
         query::exec(&mut conn, sql)
             .await
             .map_err(|e| format!("{sql}: {e}"))?;
     }
     Ok(())
+}
+
+/// Before a replica becomes the writer: stop receiving from the old primary
+/// and apply every transaction already received (its relay log), so writes
+/// the old primary acknowledged and shipped are not lost by the promotion.
+/// Bounded by `limit`; on timeout (or a stopped SQL thread) the promotion
+/// goes on with a warning, as MaxScale's failover does past its timeout.
+async fn catch_up(name: &str, conn: &mut BackendConn, limit: Duration) -> Result<(), String> {
+    let sql = "STOP ALL SLAVES IO_THREAD";
+    query::exec(conn, sql)
+        .await
+        .map_err(|e| format!("{sql}: {e}"))?;
+    let sql = "SHOW ALL SLAVES STATUS";
+    let status = query::query(conn, sql)
+        .await
+        .map_err(|e| format!("{sql}: {e}"))?;
+    for row in 0..status.rows.len() {
+        let received = status.get(row, "Gtid_IO_Pos").unwrap_or("");
+        if received.is_empty() || !is_gtid_list(received) {
+            continue;
+        }
+        let wait = format!(
+            "SELECT MASTER_GTID_WAIT('{received}', {:.3})",
+            limit.as_secs_f64()
+        );
+        let answer = query::query(conn, &wait)
+            .await
+            .map_err(|e| format!("MASTER_GTID_WAIT: {e}"))?;
+        if answer
+            .rows
+            .first()
+            .and_then(|r| r.first())
+            .cloned()
+            .flatten()
+            != Some("0".into())
+        {
+            tracing::warn!(
+                instance = name,
+                received,
+                "vrrp promote: the relay log was not applied in time; promoting anyway"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A MariaDB GTID list (`0-1-42,1-2-7`): safe to quote into SQL.
+fn is_gtid_list(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_digit() || b == b'-' || b == b',')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_gtid_list;
+
+    #[test]
+    fn only_gtid_lists_are_quoted_into_sql() {
+        assert!(is_gtid_list("0-1-42"));
+        assert!(is_gtid_list("0-1-42,1-2-7"));
+        assert!(!is_gtid_list("0-1-42'); DROP TABLE t; --"));
+        assert!(!is_gtid_list("0-1-42 "));
+    }
 }
