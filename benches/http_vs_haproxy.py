@@ -187,13 +187,15 @@ def main():
             wait_http(url)
         names = ["direct", *tandems, "haproxy"]
         res = {n: [] for n in names}
-        cpu = {n: 0.0 for n in tandems}
+        # The proxies' own CPU (HAProxy runs as one process with a thread per core).
+        pids = {**{n: t.pid for n, t in tandems.items()}, "haproxy": haproxy.pid}
+        cpu = {n: 0.0 for n in pids}
         for r in range(args.rounds):
             for n in names:
-                c0 = cpu_seconds(tandems[n].pid) if n in tandems else 0
+                c0 = cpu_seconds(pids[n]) if n in pids else 0
                 rps, p99 = wrk(targets[n], args.time, args.connections, args.threads)
-                if n in tandems:
-                    cpu[n] += cpu_seconds(tandems[n].pid) - c0
+                if n in pids:
+                    cpu[n] += cpu_seconds(pids[n]) - c0
                 res[n].append((rps, p99))
                 print(f"round {r + 1} {n:<10} {rps:>9.0f} req/s  p99 {p99:7.2f} ms", flush=True)
         med = {n: (statistics.median(x[0] for x in res[n]), statistics.median(x[1] for x in res[n]))
@@ -205,9 +207,9 @@ def main():
             rps, p99 = med[n]
             line = f"  {n:<10} {rps:>9.0f} req/s ({rps / d_rps:.2f} of direct, {rps / h_rps:.2f} of haproxy)" \
                    f"  p99 {p99:.2f} ms ({p99 / h_p99:.2f} of haproxy)"
-            if n in tandems:
+            if n in pids:
                 n_req = sum(x[0] for x in res[n]) * args.time
-                line += f"  CPU {cpu[n] / n_req * 1e6:.1f} us/req  peak RSS {peak_rss_mib(tandems[n].pid):.1f} MiB"
+                line += f"  CPU {cpu[n] / n_req * 1e6:.1f} us/req  peak RSS {peak_rss_mib(pids[n]):.1f} MiB"
             print(line)
     finally:
         for p in reversed(procs):
