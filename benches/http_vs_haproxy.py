@@ -16,6 +16,7 @@ Absolute numbers on a shared 2-core machine are noise; the ratios from the
 same run are the result.
 
     benches/http_vs_haproxy.py [--rounds 3] [--time 10] [--connections 64] [--workers 1,2]
+                               [--bin before=/tmp/tandem-before]
 
 Not a pass/fail test: it prints numbers and exits 0 unless something broke.
 """
@@ -135,6 +136,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--workers", default="1,2", help="tandem runtime.worker_threads values, comma-separated")
     ap.add_argument("--base-port", type=int, default=25100)
+    ap.add_argument("--bin", action="append", default=[], metavar="LABEL=PATH",
+                    help="also run another tandem binary (e.g. a build of the previous commit) as "
+                         "LABEL-wN rows, for a before/after in the same rounds; repeatable")
     ap.add_argument("--no-build", action="store_true", help="use the existing target/release/tandem")
     args = ap.parse_args()
 
@@ -166,14 +170,16 @@ def main():
         targets = {"direct": f"http://127.0.0.1:{p1}/index.html",
                    "haproxy": f"http://127.0.0.1:{hp}/index.html"}
         tandems = {}
-        for i, w in enumerate(workers):
+        runs = [(f"tandem-w{w}", w, os.path.join(ROOT, "target/release/tandem")) for w in workers]
+        for b in args.bin:
+            label, path = b.split("=", 1)
+            runs += [(f"{label}-w{w}", w, path) for w in workers]
+        for i, (name, w, binpath) in enumerate(runs):
             port, admin = args.base_port + 10 + 2 * i, args.base_port + 11 + 2 * i
-            with open(f"{d}/tandem-{w}.toml", "w") as f:
+            with open(f"{d}/{name}.toml", "w") as f:
                 f.write(TANDEM_CONF.format(workers=w, admin=admin, port=port, p1=p1, p2=p2))
-            t = subprocess.Popen([os.path.join(ROOT, "target/release/tandem"), "run", "--config",
-                                  f"{d}/tandem-{w}.toml"])
+            t = subprocess.Popen([binpath, "run", "--config", f"{d}/{name}.toml"])
             procs.append(t)
-            name = f"tandem-w{w}"
             tandems[name] = t
             targets[name] = f"http://127.0.0.1:{port}/index.html"
             wait_http(f"http://127.0.0.1:{admin}/health")
@@ -181,13 +187,15 @@ def main():
             wait_http(url)
         names = ["direct", *tandems, "haproxy"]
         res = {n: [] for n in names}
-        cpu = {n: 0.0 for n in tandems}
+        # The proxies' own CPU (HAProxy runs as one process with a thread per core).
+        pids = {**{n: t.pid for n, t in tandems.items()}, "haproxy": haproxy.pid}
+        cpu = {n: 0.0 for n in pids}
         for r in range(args.rounds):
             for n in names:
-                c0 = cpu_seconds(tandems[n].pid) if n in tandems else 0
+                c0 = cpu_seconds(pids[n]) if n in pids else 0
                 rps, p99 = wrk(targets[n], args.time, args.connections, args.threads)
-                if n in tandems:
-                    cpu[n] += cpu_seconds(tandems[n].pid) - c0
+                if n in pids:
+                    cpu[n] += cpu_seconds(pids[n]) - c0
                 res[n].append((rps, p99))
                 print(f"round {r + 1} {n:<10} {rps:>9.0f} req/s  p99 {p99:7.2f} ms", flush=True)
         med = {n: (statistics.median(x[0] for x in res[n]), statistics.median(x[1] for x in res[n]))
@@ -199,9 +207,9 @@ def main():
             rps, p99 = med[n]
             line = f"  {n:<10} {rps:>9.0f} req/s ({rps / d_rps:.2f} of direct, {rps / h_rps:.2f} of haproxy)" \
                    f"  p99 {p99:.2f} ms ({p99 / h_p99:.2f} of haproxy)"
-            if n in tandems:
+            if n in pids:
                 n_req = sum(x[0] for x in res[n]) * args.time
-                line += f"  CPU {cpu[n] / n_req * 1e6:.1f} us/req  peak RSS {peak_rss_mib(tandems[n].pid):.1f} MiB"
+                line += f"  CPU {cpu[n] / n_req * 1e6:.1f} us/req  peak RSS {peak_rss_mib(pids[n]):.1f} MiB"
             print(line)
     finally:
         for p in reversed(procs):

@@ -9,6 +9,8 @@
 //! - [`ResponseBody`]: the server's (or tandem's own) response on its way to
 //!   the client. It holds the in-flight guards and records the access log
 //!   line and the latency when it is done, so both cover the whole body.
+//!   It also drives the server connection it came from (see `upstream`)
+//!   and puts that connection back in the pool once the body has ended.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +19,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use super::upstream::Lease;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -54,7 +58,9 @@ pub struct ResponseBody {
 }
 
 enum Inner {
-    Upstream(Incoming),
+    /// The server's body and, unless it is an upgrade's, the connection
+    /// it arrives on.
+    Upstream(Incoming, Option<Lease>),
     Full(Option<Bytes>),
 }
 
@@ -145,9 +151,9 @@ impl Body for ForwardBody {
 // === impl ResponseBody ===
 
 impl ResponseBody {
-    pub fn upstream(body: Incoming, on_end: Option<Box<dyn OnEnd>>) -> Self {
+    pub fn upstream(body: Incoming, lease: Option<Lease>, on_end: Option<Box<dyn OnEnd>>) -> Self {
         ResponseBody {
-            inner: Inner::Upstream(body),
+            inner: Inner::Upstream(body, lease),
             sent: 0,
             on_end,
         }
@@ -162,6 +168,12 @@ impl ResponseBody {
     }
 
     fn end(&mut self) {
+        if let Inner::Upstream(body, lease) = &mut self.inner {
+            // Reusable only when the whole body was read.
+            if let (Some(l), true) = (lease.take(), body.is_end_stream()) {
+                l.release();
+            }
+        }
         if let Some(e) = self.on_end.take() {
             e.finish(self.sent);
         }
@@ -179,12 +191,17 @@ impl Body for ResponseBody {
         let this = &mut *self;
         let polled = match &mut this.inner {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Upstream(body) => match Pin::new(body).poll_frame(cx) {
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e) as BoxError))),
-                Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            },
+            Inner::Upstream(body, lease) => {
+                if let Some(l) = lease {
+                    l.poll_io(cx);
+                }
+                match Pin::new(body).poll_frame(cx) {
+                    Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e) as BoxError))),
+                    Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -195,7 +212,13 @@ impl Body for ResponseBody {
                     this.end();
                 }
             }
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.end(),
+            Poll::Ready(None) => this.end(),
+            Poll::Ready(Some(Err(_))) => {
+                if let Inner::Upstream(_, lease) = &mut this.inner {
+                    lease.take();
+                }
+                this.end();
+            }
             Poll::Pending => {}
         }
         polled
@@ -204,7 +227,7 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Full(b) => b.is_none(),
-            Inner::Upstream(b) => b.is_end_stream(),
+            Inner::Upstream(b, _) => b.is_end_stream(),
         }
     }
 
@@ -212,7 +235,7 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Inner::Full(None) => SizeHint::with_exact(0),
-            Inner::Upstream(b) => b.size_hint(),
+            Inner::Upstream(b, _) => b.size_hint(),
         }
     }
 }

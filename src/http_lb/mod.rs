@@ -11,7 +11,8 @@
 //!
 //! Pure parts, tested without sockets: `balance` (algorithms), `health`
 //! (rise/fall, ejection, slow start), `headers` (rewriting), `access_log`
-//! (line formats), `check::judge_http`.
+//! (line formats), `check::judge_http`. Upstream connections (`upstream`) are
+//! driven by the requests that use them, not by tasks of their own.
 
 mod access_log;
 pub mod balance;
@@ -24,6 +25,7 @@ mod proxy;
 mod server;
 mod stats;
 mod tls;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -18,10 +18,8 @@ use hyper::body::{Body, Incoming};
 use hyper::header::{
     HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, REFERER, SET_COOKIE, USER_AGENT,
 };
-use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -32,6 +30,7 @@ use super::body::{BodySlot, ForwardBody, OnEnd, ResponseBody};
 use super::headers::{self, ClientSide};
 use super::server::{NoServer, Pool, Server};
 use super::stats::{class_index, FrontendMetrics};
+use super::upstream::{Lease, UpstreamError, Upstreams};
 
 /// One frontend: its config, servers, upstream connection pool and metrics.
 pub struct Frontend {
@@ -39,8 +38,8 @@ pub struct Frontend {
     pub pool: Arc<Pool>,
     /// Keep-alive connections to the servers, one pool per session worker
     /// (`crate::workers::current()`), so a request and its upstream
-    /// connection stay on one thread.
-    clients: Vec<Client<HttpConnector, ForwardBody>>,
+    /// connection stay on one thread, driven by the request's own task.
+    upstreams: Arc<Upstreams>,
     pub metrics: FrontendMetrics,
     access_log: Option<AccessLog>,
     /// Client connections open now (for `max_connections` and `/status`).
@@ -126,13 +125,19 @@ impl Frontend {
         tracker: TaskTracker,
         workers: usize,
     ) -> Self {
-        let clients = (0..workers.max(1)).map(|_| upstream_client(&cfg)).collect();
+        let upstreams = Arc::new(Upstreams::new(
+            &cfg,
+            pool.servers.len(),
+            workers,
+            tracker.clone(),
+            shutdown.clone(),
+        ));
         Frontend {
             metrics: FrontendMetrics::new(&cfg.name),
             backend_timeout: Duration::from_millis(cfg.backend_timeout_ms),
             cfg,
             pool,
-            clients,
+            upstreams,
             access_log,
             connections: AtomicUsize::new(0),
             tunnels: tracker,
@@ -140,23 +145,22 @@ impl Frontend {
         }
     }
 
-    fn client(&self) -> &Client<HttpConnector, ForwardBody> {
-        let i = crate::workers::current().unwrap_or(0) % self.clients.len();
-        &self.clients[i]
+    /// Sends one attempt to `server` and waits for the response head; an
+    /// upgrade gets a connection of its own.
+    async fn send(
+        &self,
+        index: usize,
+        server: &Server,
+        forward: Request<ForwardBody>,
+        upgrade: bool,
+    ) -> Result<(Response<Incoming>, Option<Lease>), UpstreamError> {
+        if upgrade {
+            let response = self.upstreams.request_upgrade(server.addr, forward).await?;
+            return Ok((response, None));
+        }
+        let (response, lease) = self.upstreams.request(index, server.addr, forward).await?;
+        Ok((response, Some(lease)))
     }
-}
-
-/// A keep-alive client towards the servers with the frontend's limits.
-fn upstream_client(cfg: &FrontendConfig) -> Client<HttpConnector, ForwardBody> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms))
-        .pool_max_idle_per_host(cfg.pool_max_idle_per_server)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector)
 }
 
 // === impl Inflight ===
@@ -241,17 +245,20 @@ pub async fn handle(
         }
         finish.attempts += 1;
         let server = fe.pool.servers[index].clone();
-        let Some(forward) = p.forward(&fe, &server) else {
-            break Failure::Status(StatusCode::BAD_REQUEST, "400 bad request: invalid target\n");
-        };
+        let forward = p.forward(&fe, &server);
         let inflight = Inflight::new(&server);
-        let sent = tokio::time::timeout(fe.backend_timeout, fe.client().request(forward)).await;
+        let upgrade = p.client_upgrade.is_some();
+        let sent = tokio::time::timeout(
+            fe.backend_timeout,
+            fe.send(index, &server, forward, upgrade),
+        )
+        .await;
         let error = match sent {
-            Ok(Ok(response)) => {
+            Ok(Ok((response, lease))) => {
                 fe.pool.report(index, !response.status().is_server_error());
                 finish.status = response.status().as_u16();
                 finish.server = Some(inflight);
-                return p.respond(&fe, &server, response, finish);
+                return p.respond(&fe, &server, response, lease, finish);
             }
             Ok(Err(e)) => e,
             Err(_) => {
@@ -270,7 +277,10 @@ pub async fn handle(
                 "413 request body too large\n",
             );
         }
-        let connect_failed = error.is_connect();
+        let connect_failed = matches!(
+            error,
+            UpstreamError::Connect(_) | UpstreamError::ConnectTimeout
+        );
         fe.pool.report(index, !connect_failed);
         tracing::debug!(server = %server.name, error = ?error, connect_failed, "http: request to server failed");
         tried.push(index);
@@ -372,13 +382,9 @@ fn prepare(
 // === impl Prepared ===
 
 impl Prepared {
-    /// The request for one attempt on `server`.
-    fn forward(&self, fe: &Frontend, server: &Server) -> Option<Request<ForwardBody>> {
-        let mut target = hyper::http::uri::Parts::default();
-        target.scheme = Some(hyper::http::uri::Scheme::HTTP);
-        target.authority = Some(server.authority.clone());
-        target.path_and_query = Some(self.path.clone());
-        let uri = Uri::from_parts(target).ok()?;
+    /// The request for one attempt on `server`, in origin form; `Host` is
+    /// the server's authority when the client sent none (HTTP/1.0).
+    fn forward(&self, fe: &Frontend, server: &Server) -> Request<ForwardBody> {
         let mut forward = Request::new(ForwardBody::new(
             self.slot.clone(),
             self.hint,
@@ -386,10 +392,15 @@ impl Prepared {
             self.over_limit.clone(),
         ));
         *forward.method_mut() = self.method.clone();
-        *forward.uri_mut() = uri;
+        *forward.uri_mut() = self.path.clone().into();
         *forward.version_mut() = Version::HTTP_11;
         *forward.headers_mut() = self.headers.clone();
-        Some(forward)
+        if !self.headers.contains_key(HOST) {
+            if let Ok(v) = HeaderValue::from_str(server.authority.as_str()) {
+                forward.headers_mut().insert(HOST, v);
+            }
+        }
+        forward
     }
 
     /// True while no attempt has started reading the client's body.
@@ -406,6 +417,7 @@ impl Prepared {
         fe: &Arc<Frontend>,
         server: &Server,
         mut response: Response<Incoming>,
+        lease: Option<Lease>,
         finish: Box<Finish>,
     ) -> Response<ResponseBody> {
         let backend_upgrade = (response.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -424,7 +436,7 @@ impl Prepared {
         if let (Some(client), Some(backend)) = (self.client_upgrade.take(), backend_upgrade) {
             spawn_tunnel(fe, client, backend);
         }
-        Response::from_parts(rp, ResponseBody::upstream(rbody, Some(finish)))
+        Response::from_parts(rp, ResponseBody::upstream(rbody, lease, Some(finish)))
     }
 }
 
