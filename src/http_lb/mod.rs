@@ -42,7 +42,8 @@ use crate::workers::Workers;
 
 pub use health::AdminMode;
 use proxy::Frontend;
-use server::{Pool, Server};
+use server::Pool;
+pub use server::Server;
 
 /// Why the balancer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +162,12 @@ impl HttpLb {
 
     /// `POST /http/frontends/{frontend}/servers/{server}/{drain|maintenance|ready}`:
     /// sets the mode and returns the server as `/status` shows it.
+    /// A server by frontend and server name (for `watch_state`).
+    pub fn server(&self, frontend: &str, server: &str) -> Option<Arc<Server>> {
+        let fe = self.frontends.iter().find(|f| f.cfg.name == frontend)?;
+        fe.pool.find(server).cloned()
+    }
+
     pub fn server_action(
         &self,
         frontend: &str,

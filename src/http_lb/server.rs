@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use crate::config::{FrontendConfig, HttpBalance, HttpServerConfig};
 
 use super::balance::{self, Candidate};
@@ -39,6 +41,10 @@ pub struct Server {
     /// Mode, check judgement and passive counts change together, rarely
     /// and without awaiting: a std mutex, never held across an await.
     state: Mutex<State>,
+    /// The state word of `/status` ("up", "down", "drain", "maintenance"),
+    /// sent on every change so that a waiter (an operator's tool, a test)
+    /// awaits the transition instead of polling `/status`.
+    state_word: watch::Sender<&'static str>,
     pub metrics: ServerMetrics,
 }
 
@@ -105,8 +111,14 @@ impl Server {
                 passive: Passive::default(),
                 last_check: None,
             }),
+            state_word: watch::Sender::new("up"),
             metrics: ServerMetrics::new(frontend, &cfg.name),
         }
+    }
+
+    /// The server's state word now and at every change.
+    pub fn watch_state(&self) -> watch::Receiver<&'static str> {
+        self.state_word.subscribe()
     }
 
     pub fn serving(&self) -> Serving {
@@ -125,7 +137,10 @@ impl Server {
     fn publish(&self, state: &State) {
         let s = health::serving(state.mode, state.check.as_ref());
         self.serving.store(s as u8, Ordering::Relaxed);
-        self.metrics.set_state(self.state_word_of(state));
+        let word = self.state_word_of(state);
+        self.metrics.set_state(word);
+        self.state_word
+            .send_if_modified(|w| std::mem::replace(w, word) != word);
     }
 
     fn state_word_of(&self, state: &State) -> &'static str {

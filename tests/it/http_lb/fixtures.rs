@@ -229,17 +229,24 @@ impl Lb {
             .unwrap()
     }
 
-    /// Waits (bounded) until `server` is in `state`.
+    /// Waits (bounded) until `server` in frontend 0 is in `state`: awaits
+    /// the server's state changes.
     pub async fn wait_state(&self, server: &str, state: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.state(server) != state {
-            assert!(
-                Instant::now() < deadline,
-                "{server} never became {state}: {}",
-                self.status()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let http = self.app.http.as_ref().expect("http");
+        let fe = self.status()["frontends"][0]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let mut rx = http
+            .server(&fe, server)
+            .expect("known server")
+            .watch_state();
+        let reached = tokio::time::timeout(within, rx.wait_for(|s| *s == state)).await;
+        assert!(
+            matches!(reached, Ok(Ok(_))),
+            "{server} never became {state}: {}",
+            self.status()
+        );
     }
 }
 
