@@ -9,11 +9,15 @@
 //! timers and tasks stay on one thread, which sleeps only in `epoll_wait`.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::net::SocketAddr;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
+use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 thread_local! {
     /// The index of the worker this thread runs, for per-worker state (the
@@ -30,7 +34,6 @@ pub fn current() -> Option<usize> {
 pub struct Workers {
     handles: Vec<Handle>,
     threads: Vec<JoinHandle<()>>,
-    next: AtomicUsize,
     /// Cancelled when the workers must stop (after the shutdown grace period).
     stop: CancellationToken,
 }
@@ -60,7 +63,6 @@ impl Workers {
         Ok(Workers {
             handles,
             threads,
-            next: AtomicUsize::new(0),
             stop,
         })
     }
@@ -78,10 +80,51 @@ impl Workers {
         &self.handles
     }
 
-    /// A worker for the next task (round robin).
-    pub fn pick(&self) -> &Handle {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
-        &self.handles[i]
+    /// Accepts on every worker until `shutdown`: each gets a duplicate of
+    /// `listener` and runs `on_accept` for the connections it accepts
+    /// itself, so a connection starts on the thread that runs it for its
+    /// whole life, with no hand-off between runtimes (deregister,
+    /// cross-thread wake-up, register) per connect. An idle worker wakes
+    /// first and wins the `accept`, which spreads the load. Returns when
+    /// every loop has stopped.
+    pub async fn accept_on_each<F, Fut>(
+        &self,
+        listener: TcpListener,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+        on_accept: F,
+    ) where
+        F: Fn(TcpStream, SocketAddr) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = match listener.into_std() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "listener cannot be shared with the workers");
+                return;
+            }
+        };
+        let mut loops = Vec::new();
+        for handle in &self.handles {
+            let sock = match listener.try_clone() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "listener cannot be shared with a worker");
+                    continue;
+                }
+            };
+            let (tracker, shutdown, on_accept) =
+                (tracker.clone(), shutdown.clone(), on_accept.clone());
+            loops.push(handle.spawn(async move {
+                match TcpListener::from_std(sock) {
+                    Ok(sock) => accept_loop(sock, tracker, shutdown, on_accept).await,
+                    Err(e) => tracing::error!(error = %e, "worker cannot register the listener"),
+                }
+            }));
+        }
+        for l in loops {
+            let _ = l.await;
+        }
     }
 
     /// Stops the worker threads; tasks still running on them are dropped.
@@ -92,6 +135,37 @@ impl Workers {
         }
     }
 }
+
+/// Accepts on the caller's runtime until `shutdown`; every connection runs
+/// as a tracked task there.
+pub async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    on_accept: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(tracker.track_future(on_accept(tcp, peer)));
+    }
+}
+
+/// Pause after a failed accept (e.g. out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 impl Drop for Workers {
     fn drop(&mut self) {

@@ -21,17 +21,17 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::workers::Workers;
+use crate::workers::{accept_loop, Workers};
 
 use super::proxy::{self, Activity, ConnCtx, Frontend};
 
 /// After shutdown, how long requests in flight may take before their
 /// connections are dropped (the app's grace period bounds it too).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Pause after a failed accept (e.g. out of file descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves `listener` until `shutdown`, then lets connections finish.
+/// Serves `listener` until `shutdown`, then lets connections finish. With
+/// `workers`, every worker accepts and runs its own connections
+/// (`Workers::accept_on_each`); else they run on the caller's runtime.
 pub async fn serve(
     listener: TcpListener,
     fe: Arc<Frontend>,
@@ -41,57 +41,32 @@ pub async fn serve(
     workers: Option<Arc<Workers>>,
 ) {
     let builder = Arc::new(builder(&fe));
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(frontend = %fe.cfg.name, "http: accept failed: {e}");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        if fe.connections.load(Ordering::Relaxed) >= fe.cfg.max_connections {
-            tracing::warn!(frontend = %fe.cfg.name, %peer, "http: max_connections reached, connection refused");
-            drop(stream);
-            continue;
-        }
-        fe.connections.fetch_add(1, Ordering::Relaxed);
-        fe.metrics.connections.increment(1.0);
-        fe.metrics.connections_total.increment(1);
-        let (fe, tls, builder, shutdown) =
-            (fe.clone(), tls.clone(), builder.clone(), shutdown.clone());
-        let Some(w) = &workers else {
-            tracker.spawn(connection(stream, peer, fe, tls, builder, shutdown));
-            continue;
-        };
-        // Move the socket to the worker's reactor: deregister here, register
-        // there; the connection then lives on that one thread.
-        let std_tcp = match stream.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("http: cannot hand a connection to a worker: {e}");
-                fe.connections.fetch_sub(1, Ordering::Relaxed);
-                fe.metrics.connections.decrement(1.0);
-                continue;
-            }
-        };
-        w.pick().spawn(tracker.track_future(async move {
-            match TcpStream::from_std(std_tcp) {
-                Ok(tcp) => connection(tcp, peer, fe, tls, builder, shutdown).await,
-                Err(e) => {
-                    tracing::warn!("http: cannot register a connection: {e}");
-                    fe.connections.fetch_sub(1, Ordering::Relaxed);
-                    fe.metrics.connections.decrement(1.0);
+    let name = fe.cfg.name.clone();
+    let on_accept = {
+        let shutdown = shutdown.clone();
+        move |stream: TcpStream, peer: SocketAddr| {
+            let (fe, tls, builder, shutdown) =
+                (fe.clone(), tls.clone(), builder.clone(), shutdown.clone());
+            async move {
+                if fe.connections.load(Ordering::Relaxed) >= fe.cfg.max_connections {
+                    tracing::warn!(frontend = %fe.cfg.name, %peer, "http: max_connections reached, connection refused");
+                    return;
                 }
+                fe.connections.fetch_add(1, Ordering::Relaxed);
+                fe.metrics.connections.increment(1.0);
+                fe.metrics.connections_total.increment(1);
+                connection(stream, peer, fe, tls, builder, shutdown).await;
             }
-        }));
+        }
+    };
+    match workers {
+        Some(w) => {
+            w.accept_on_each(listener, tracker, shutdown, on_accept)
+                .await
+        }
+        None => accept_loop(listener, tracker, shutdown, on_accept).await,
     }
-    drop(listener);
-    tracing::debug!(frontend = %fe.cfg.name, "http: listener closed");
+    tracing::debug!(frontend = %name, "http: listener closed");
 }
 
 fn builder(fe: &Frontend) -> auto::Builder<TokioExecutor> {

@@ -396,14 +396,8 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenerError> {
 /// Pending connections the kernel queues before tandem accepts them.
 const LISTEN_BACKLOG: u32 = 4096;
 
-/// Accepts clients until shutdown; each session runs as a task on one of the
-/// session workers for its whole life.
-///
-/// Every worker accepts on its own duplicate of the listening socket, so a
-/// new connection starts on the thread that will run it: no hand-off between
-/// runtimes (deregister, cross-thread wake-up, register) per connect, which
-/// is most of what a connection-per-request client costs a proxy. An idle
-/// worker wakes first and wins the `accept`, which spreads the load.
+/// Accepts clients until shutdown; each session runs on the session worker
+/// that accepted it, for its whole life (`Workers::accept_on_each`).
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<MysqlShared>,
@@ -411,53 +405,13 @@ pub async fn serve(
     workers: Arc<Workers>,
 ) {
     shared.refresh_server_version().await;
-    let listener = match listener.into_std() {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "mysql listener cannot be shared with the workers");
-            return;
-        }
-    };
-    let mut loops = Vec::new();
-    for handle in workers.handles() {
-        let sock = match listener.try_clone() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "mysql listener cannot be shared with a worker");
-                continue;
-            }
-        };
-        let (shared, tracker) = (shared.clone(), tracker.clone());
-        loops.push(handle.spawn(async move {
-            match TcpListener::from_std(sock) {
-                Ok(sock) => accept_loop(sock, shared, tracker).await,
-                Err(e) => tracing::error!(error = %e, "worker cannot register the listener"),
-            }
-        }));
-    }
-    for l in loops {
-        let _ = l.await;
-    }
+    let shutdown = shared.shutdown.clone();
+    workers
+        .accept_on_each(listener, tracker, shutdown, move |tcp, peer| {
+            accept_one(tcp, peer, shared.clone())
+        })
+        .await;
     tracing::info!("mysql listener stopped accepting");
-}
-
-/// One worker's accept loop: sessions it accepts run on its own runtime.
-async fn accept_loop(listener: TcpListener, shared: Arc<MysqlShared>, tracker: TaskTracker) {
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shared.shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        tokio::spawn(tracker.track_future(accept_one(tcp, peer, shared.clone())));
-    }
 }
 
 async fn accept_one(tcp: TcpStream, peer: SocketAddr, shared: Arc<MysqlShared>) {
