@@ -64,28 +64,15 @@ async fn check_once(
 ) -> (CheckOutcome, String) {
     let timeout = Duration::from_millis(cfg.timeout_ms);
     let attempt = async {
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
         if cfg.kind == CheckKind::Tcp {
+            TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
             return Ok((CheckOutcome::Pass, "connect ok".to_owned()));
         }
-        let host = cfg.host.clone().unwrap_or_else(|| server.address.clone());
-        let request = format!(
-            "GET {} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: tandem-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-            cfg.path
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let mut answer = Vec::with_capacity(1024);
-        (&mut stream)
-            .take(MAX_CHECK_RESPONSE as u64)
-            .read_to_end(&mut answer)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        Ok(judge_http(&answer, cfg))
+        let host = cfg.host.as_deref().unwrap_or(&server.address);
+        let answer = http_get(addr, host, &cfg.path, "tandem-health-check").await?;
+        Ok::<_, String>(judge_http(&answer, cfg))
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(r)) => r,
@@ -97,20 +84,54 @@ async fn check_once(
     }
 }
 
+/// `GET path HTTP/1.0` to `addr` (`Connection: close`); the whole answer,
+/// at most [`MAX_CHECK_RESPONSE`] bytes. Also the VRRP tracker's HTTP probe.
+pub async fn http_get(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    user_agent: &str,
+) -> Result<Vec<u8>, String> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let request = format!(
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: {user_agent}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let mut answer = Vec::with_capacity(1024);
+    (&mut stream)
+        .take(MAX_CHECK_RESPONSE as u64)
+        .read_to_end(&mut answer)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    Ok(answer)
+}
+
+/// The status code on the first line of an HTTP/1.x answer (pure).
+pub fn status_code(answer: &[u8]) -> Option<u16> {
+    let end = answer
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .unwrap_or(answer.len());
+    let line = std::str::from_utf8(&answer[..end]).ok()?;
+    line.strip_prefix("HTTP/1.")?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// Judges a whole HTTP/1.x answer to a check (pure).
 pub fn judge_http(answer: &[u8], cfg: &HealthCheckConfig) -> (CheckOutcome, String) {
     let Some(head_end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
         return (CheckOutcome::Fail, "incomplete HTTP answer".to_owned());
     };
-    let head = String::from_utf8_lossy(&answer[..head_end]);
     let body = &answer[head_end + 4..];
-    let status: Option<u16> = head
-        .lines()
-        .next()
-        .filter(|l| l.starts_with("HTTP/1."))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok());
-    let Some(status) = status else {
+    let Some(status) = status_code(answer) else {
         return (CheckOutcome::Fail, "not an HTTP answer".to_owned());
     };
     if status == 404 && cfg.disable_on_404 {
@@ -160,6 +181,18 @@ pub fn md5_hex(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_code_reads_the_first_line_only() {
+        assert_eq!(
+            super::status_code(b"HTTP/1.1 204 No Content\r\n\r\n"),
+            Some(204)
+        );
+        assert_eq!(super::status_code(b"HTTP/1.0 503 x"), Some(503));
+        assert_eq!(super::status_code(b"SSH-2.0 200\r\n"), None);
+        assert_eq!(super::status_code(b"\r\nHTTP/1.1 200 OK\r\n"), None);
+        assert_eq!(super::status_code(b""), None);
+    }
 
     fn cfg() -> HealthCheckConfig {
         HealthCheckConfig {

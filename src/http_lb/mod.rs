@@ -17,7 +17,7 @@
 mod access_log;
 pub mod balance;
 mod body;
-mod check;
+pub mod check;
 pub mod headers;
 pub mod health;
 mod listener;

@@ -10,12 +10,13 @@ use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{VrrpCheck, VrrpCheckKind};
+use crate::http_lb::check::{http_get, status_code};
 use crate::mysql::backend::{self, query, ConnectParams};
 use crate::mysql::protocol::auth::Secret;
 use crate::mysql::protocol::DEFAULT_COLLATION;
@@ -160,30 +161,14 @@ async fn probe(kind: &VrrpCheckKind) -> Result<(), String> {
     }
 }
 
-/// `GET path HTTP/1.0` and the status code of the answer.
+/// `GET path HTTP/1.0` (the HTTP LB's check request) and the answer's status code.
 async fn http_status(address: std::net::SocketAddr, path: &str) -> Result<u16, String> {
-    let mut s = TcpStream::connect(address)
-        .await
-        .map_err(|e| e.to_string())?;
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\nUser-Agent: tandem-vrrp\r\n\r\n");
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 64];
-    let mut n = 0;
-    while n < 12 {
-        match s.read(&mut buf[n..]).await {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    let line = String::from_utf8_lossy(&buf[..n]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .filter(|_| line.starts_with("HTTP/"))
-        .ok_or_else(|| format!("not an HTTP answer: {line:?}"))
+    let host = address.to_string();
+    let answer = http_get(address, &host, path, "tandem-vrrp").await?;
+    status_code(&answer).ok_or_else(|| {
+        let head = &answer[..answer.len().min(32)];
+        format!("not an HTTP answer: {:?}", String::from_utf8_lossy(head))
+    })
 }
 
 /// A MySQL server greeting: 4-byte header, then protocol version 10
@@ -234,6 +219,7 @@ async fn sql_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     #[test]
     fn hysteresis_takes_the_first_result_then_needs_rise_and_fall() {
