@@ -37,7 +37,8 @@
 //! - [`tls`]: rustls server/client configuration from PEM files.
 //! - [`http_lb`]: the HTTP load balancer: frontends (h1/h2, TLS with SNI), server pools
 //!   with smooth weighted round-robin / leastconn / random2 / source, active checks with
-//!   rise/fall, passive ejection, drain, safe retries, stickiness, access log.
+//!   rise/fall, passive ejection, drain, safe retries, stickiness, access log; HTTP/1.x
+//!   on a byte-level relay (`relay`), the rest through hyper (`proxy`).
 //! - [`vrrp`]: floating IPs: VRRPv3/v2 codec (`packet`), the pure state machine
 //!   (`machine`), raw socket I/O (`socket`), VIPs, carrier and gratuitous ARP (`addr`,
 //!   the only netlink user), tracked checks (`track`), notify and DB actions (`actions`);

@@ -16,6 +16,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::workers::{accept_loop, Workers};
 
 use super::proxy::{self, Activity, ConnCtx, Frontend};
+use super::relay;
 
 /// After shutdown, how long requests in flight may take before their
 /// connections are dropped (the app's grace period bounds it too).
@@ -96,16 +98,36 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let header_timeout = Duration::from_millis(fe.cfg.client_header_timeout_ms);
     match tls {
-        None => serve_io(TokioIo::new(stream), peer, false, &fe, &builder, &shutdown).await,
+        None => relay_then_hyper(stream, peer, false, &fe, &builder, &shutdown).await,
         Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await
         {
-            Ok(Ok(s)) => serve_io(TokioIo::new(s), peer, true, &fe, &builder, &shutdown).await,
+            Ok(Ok(s)) if s.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                serve_io(TokioIo::new(s), peer, true, &fe, &builder, &shutdown).await
+            }
+            Ok(Ok(s)) => relay_then_hyper(s, peer, true, &fe, &builder, &shutdown).await,
             Ok(Err(e)) => tracing::debug!(%peer, "http: TLS handshake failed: {e}"),
             Err(_) => tracing::debug!(%peer, "http: TLS handshake timed out"),
         },
     }
     fe.connections.fetch_sub(1, Ordering::Relaxed);
     fe.metrics.connections.decrement(1.0);
+}
+
+/// HTTP/1.x on the relay; what it leaves (HTTP/2, upgrades, the unusual)
+/// goes on through hyper.
+async fn relay_then_hyper<S>(
+    io: S,
+    peer: SocketAddr,
+    tls: bool,
+    fe: &Arc<Frontend>,
+    builder: &auto::Builder<TokioExecutor>,
+    shutdown: &CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if let Some(rest) = relay::serve(io, peer, tls, fe, shutdown).await {
+        serve_io(TokioIo::new(rest), peer, tls, fe, builder, shutdown).await;
+    }
 }
 
 async fn serve_io<I>(

@@ -3,16 +3,17 @@
 //! safe retries, stickiness and TLS termination.
 //!
 //! ```text
-//!   client ──> listener (TLS?, h1/h2) ──> proxy::handle ──> Pool::pick (balance, health)
-//!                                              │                     ▲
-//!                                              ▼                     │ record_check / set_mode / report
-//!                                   upstream keep-alive pool ──> server     check tasks, admin API, proxy
+//!   client ──> listener (TLS?) ──> relay (HTTP/1.x) ────────────┬──> Pool::pick (balance, health)
+//!                                   └─> hyper (h2, upgrades...) ─┘       ▲ record_check / set_mode / report
+//!                                       proxy::handle                    │ check tasks, admin API, proxies
+//!                       upstream keep-alive pool (per worker) ──> server
 //! ```
 //!
 //! Pure parts, tested without sockets: `balance` (algorithms), `health`
-//! (rise/fall, ejection, slow start), `headers` (rewriting), `access_log`
-//! (line formats), `check::judge_http`. Upstream connections (`upstream`) are
-//! driven by the requests that use them, not by tasks of their own.
+//! (rise/fall, ejection, slow start), `headers` and `relay::head`
+//! (rewriting), `relay::chunked` (framing), `access_log` (line formats),
+//! `check::judge_http`. Upstream connections (`upstream`) are driven by the
+//! requests that use them, not by tasks of their own.
 
 mod access_log;
 pub mod balance;
@@ -22,6 +23,7 @@ pub mod headers;
 pub mod health;
 mod listener;
 mod proxy;
+mod relay;
 mod server;
 mod stats;
 mod tls;

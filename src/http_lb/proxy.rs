@@ -39,12 +39,12 @@ pub struct Frontend {
     /// Keep-alive connections to the servers, one pool per session worker
     /// (`crate::workers::current()`), so a request and its upstream
     /// connection stay on one thread, driven by the request's own task.
-    upstreams: Arc<Upstreams>,
+    pub(super) upstreams: Arc<Upstreams>,
     pub metrics: FrontendMetrics,
-    access_log: Option<AccessLog>,
+    pub(super) access_log: Option<AccessLog>,
     /// Client connections open now (for `max_connections` and `/status`).
     pub connections: AtomicUsize,
-    backend_timeout: Duration,
+    pub(super) backend_timeout: Duration,
     /// The app's tracker: upgraded (WebSocket) tunnels run as tracked
     /// tasks that stop on shutdown.
     pub tunnels: TaskTracker,
@@ -69,26 +69,26 @@ pub struct Activity {
 }
 
 /// Counts a request as in flight on a server until dropped.
-struct Inflight(Arc<Server>);
+pub(super) struct Inflight(Arc<Server>);
 
 /// Everything recorded when a response is done.
-struct Finish {
+pub(super) struct Finish {
     fe: Arc<Frontend>,
     conn: Arc<Activity>,
     started: Instant,
-    status: u16,
-    server: Option<Inflight>,
-    attempts: u32,
+    pub(super) status: u16,
+    pub(super) server: Option<Inflight>,
+    pub(super) attempts: u32,
     log: Option<Box<LogInfo>>,
 }
 
 /// Access log fields, captured only when the frontend logs.
-struct LogInfo {
-    client: IpAddr,
-    time: SystemTime,
-    request_line: String,
-    referer: Option<String>,
-    user_agent: Option<String>,
+pub(super) struct LogInfo {
+    pub(super) client: IpAddr,
+    pub(super) time: SystemTime,
+    pub(super) request_line: String,
+    pub(super) referer: Option<String>,
+    pub(super) user_agent: Option<String>,
 }
 
 /// A request checked and rewritten, ready for one or more attempts.
@@ -166,7 +166,7 @@ impl Frontend {
 // === impl Inflight ===
 
 impl Inflight {
-    fn new(server: &Arc<Server>) -> Self {
+    pub(super) fn new(server: &Arc<Server>) -> Self {
         server.active.fetch_add(1, Ordering::Relaxed);
         server.requests.fetch_add(1, Ordering::Relaxed);
         Inflight(server.clone())
@@ -180,6 +180,27 @@ impl Drop for Inflight {
 }
 
 // === impl Finish ===
+
+impl Finish {
+    /// A request of connection `conn` starts (it counts as in flight until
+    /// the returned value is finished).
+    pub(super) fn start(
+        fe: &Arc<Frontend>,
+        conn: &Arc<Activity>,
+        log: Option<Box<LogInfo>>,
+    ) -> Box<Finish> {
+        conn.in_flight.fetch_add(1, Ordering::Relaxed);
+        Box::new(Finish {
+            fe: fe.clone(),
+            conn: conn.clone(),
+            started: Instant::now(),
+            status: 0,
+            server: None,
+            attempts: 0,
+            log,
+        })
+    }
+}
 
 impl OnEnd for Finish {
     fn finish(self: Box<Self>, bytes_sent: u64) {
@@ -217,19 +238,11 @@ pub async fn handle(
     conn: ConnCtx,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    conn.activity.in_flight.fetch_add(1, Ordering::Relaxed);
-    let mut finish = Box::new(Finish {
-        fe: fe.clone(),
-        conn: conn.activity.clone(),
-        started: Instant::now(),
-        status: 0,
-        server: None,
-        attempts: 0,
-        log: fe
-            .access_log
-            .is_some()
-            .then(|| Box::new(log_info(&req, conn.peer.ip()))),
-    });
+    let log = fe
+        .access_log
+        .is_some()
+        .then(|| Box::new(log_info(&req, conn.peer.ip())));
+    let mut finish = Finish::start(&fe, &conn.activity, log);
     let mut p = match prepare(&fe, &conn, req) {
         Ok(p) => p,
         Err((code, text)) => return local(finish, code, text),

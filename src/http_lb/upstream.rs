@@ -43,6 +43,8 @@ pub struct Upstreams {
     /// worker thread (uncontended), locked for a push or pop, never across
     /// an await.
     idle: Vec<Mutex<Vec<Idle>>>,
+    /// The relay's plain sockets, indexed like `idle`.
+    raw: Vec<Mutex<Vec<RawIdle>>>,
     /// Whether the worker's sweep task runs (started with its first idle
     /// connection, on that worker's runtime).
     sweeping: Vec<AtomicBool>,
@@ -76,6 +78,12 @@ struct Idle {
     since: Instant,
 }
 
+/// An idle socket of the relay, between two exchanges.
+struct RawIdle {
+    stream: TcpStream,
+    since: Instant,
+}
+
 /// Why a request got no response head from a server.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -103,6 +111,9 @@ impl Upstreams {
             idle: (0..workers * servers.max(1))
                 .map(|_| Mutex::new(Vec::new()))
                 .collect(),
+            raw: (0..workers * servers.max(1))
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
             sweeping: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             servers: servers.max(1),
             max_idle: cfg.pool_max_idle_per_server,
@@ -115,6 +126,57 @@ impl Upstreams {
 
     fn worker(&self) -> usize {
         crate::workers::current().unwrap_or(0) % self.sweeping.len()
+    }
+
+    /// The relay's slot for server `index` on this worker.
+    pub fn raw_slot(&self, index: usize) -> usize {
+        self.worker() * self.servers + index
+    }
+
+    /// The newest idle socket of `slot` that the server has not closed.
+    pub fn take_raw(&self, slot: usize) -> Option<TcpStream> {
+        let mut idle = self.raw[slot].lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(found) = idle.pop() {
+            if found.since.elapsed() >= self.idle_timeout {
+                // Everything older is expired too.
+                idle.clear();
+                return None;
+            }
+            if still_open(&found.stream) {
+                return Some(found.stream);
+            }
+        }
+        None
+    }
+
+    /// A new socket to `addr` for the relay, within the connect timeout.
+    pub async fn connect_raw(&self, addr: SocketAddr) -> Result<TcpStream, UpstreamError> {
+        match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                Ok(s)
+            }
+            Ok(Err(e)) => Err(UpstreamError::Connect(e)),
+            Err(_) => Err(UpstreamError::ConnectTimeout),
+        }
+    }
+
+    /// Keeps a socket whose last exchange ended cleanly for the next one.
+    pub fn release_raw(self: &Arc<Self>, slot: usize, stream: TcpStream) {
+        if self.max_idle == 0 || self.shutdown.is_cancelled() {
+            return;
+        }
+        {
+            let mut idle = self.raw[slot].lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() >= self.max_idle {
+                idle.remove(0);
+            }
+            idle.push(RawIdle {
+                stream,
+                since: Instant::now(),
+            });
+        }
+        self.start_sweep(slot / self.servers);
     }
 
     /// Sends `req` to server `index` at `addr` on an idle connection of this
@@ -230,7 +292,10 @@ impl Upstreams {
                 since: Instant::now(),
             });
         }
-        let worker = slot / self.servers;
+        self.start_sweep(slot / self.servers);
+    }
+
+    fn start_sweep(self: &Arc<Self>, worker: usize) {
         if !self.sweeping[worker].swap(true, Ordering::Relaxed) {
             let me = self.clone();
             self.tracker.spawn(async move { me.sweep(worker).await });
@@ -260,10 +325,32 @@ impl Upstreams {
                 Poll::Ready(())
             })
             .await;
+            for slot in slots_of(&self.raw, worker, self.servers) {
+                let mut idle = slot.lock().unwrap_or_else(|e| e.into_inner());
+                idle.retain(|i| i.since.elapsed() < self.idle_timeout && still_open(&i.stream));
+            }
         }
         for slot in slots_of(&self.idle, worker, self.servers) {
             slot.lock().unwrap_or_else(|e| e.into_inner()).clear();
         }
+        for slot in slots_of(&self.raw, worker, self.servers) {
+            slot.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+}
+
+/// False when an idle socket became readable: the server closed it (or
+/// sent bytes nobody asked for). Uses the readiness the runtime already
+/// has, so an open socket costs no system call.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match stream.poll_read_ready(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Ok(())) => matches!(
+            stream.try_read(&mut [0u8; 1]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        ),
     }
 }
 

@@ -6,4 +6,5 @@ mod fixtures;
 mod health;
 mod observability;
 mod protocols;
+mod relay;
 mod streaming;

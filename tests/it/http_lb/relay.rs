@@ -1,0 +1,220 @@
+//! The HTTP/1 relay on the wire: chunked and close-delimited responses to
+//! HTTP/1.1 and HTTP/1.0 clients, pipelined requests, HTTP/1.0 keep-alive,
+//! and idle server sockets that the server closed.
+//!
+//! nginx and `php -S` rarely answer chunked, and close idle connections only
+//! after their keep-alive timeout; `WireServer` is a small hand-written
+//! HTTP/1.1 server on loopback that does both on demand.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::fixtures::{curl, frontend, Lb, Nginx};
+
+/// Answers by path: `/chunked` (chunked, with an extension and a trailer),
+/// `/close` (HTTP/1.0, no length, closes), anything else `ok <method>` with
+/// a length. Closes a connection idle for `idle_close`.
+struct WireServer {
+    addr: String,
+    requests: Arc<AtomicUsize>,
+    posts: Arc<AtomicUsize>,
+}
+
+impl WireServer {
+    async fn start(idle_close: Duration) -> WireServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let posts = Arc::new(AtomicUsize::new(0));
+        let (r, p) = (requests.clone(), posts.clone());
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(Self::connection(s, idle_close, r.clone(), p.clone()));
+            }
+        });
+        WireServer {
+            addr,
+            requests,
+            posts,
+        }
+    }
+
+    async fn connection(
+        mut s: TcpStream,
+        idle_close: Duration,
+        requests: Arc<AtomicUsize>,
+        posts: Arc<AtomicUsize>,
+    ) {
+        let mut buf = Vec::new();
+        loop {
+            let end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                match tokio::time::timeout(idle_close, s.read(&mut chunk)).await {
+                    Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return, // idle too long, or closed
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            while buf.len() < end + length {
+                let mut chunk = [0u8; 4096];
+                let n = s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "body cut short");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            buf.drain(..end + length);
+            requests.fetch_add(1, Ordering::SeqCst);
+            let mut words = head.split_whitespace();
+            let (method, path) = (words.next().unwrap(), words.next().unwrap());
+            if method == "POST" {
+                posts.fetch_add(1, Ordering::SeqCst);
+            }
+            let (answer, close) = match path {
+                "/chunked" => (
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
+                        .to_owned(),
+                    false,
+                ),
+                "/close" => ("HTTP/1.0 200 OK\r\n\r\nuntil close".to_owned(), true),
+                _ => {
+                    let body = format!("ok {method}");
+                    (
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        ),
+                        false,
+                    )
+                }
+            };
+            if s.write_all(answer.as_bytes()).await.is_err() || close {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn chunked_and_close_delimited_answers_reach_http11_and_http10_clients() {
+    let server = WireServer::start(Duration::from_secs(30)).await;
+    let lb = Lb::start(&frontend("web", "", &[("s1", &server.addr, 1)])).await;
+    let chunked = lb.url("/chunked");
+    let (code, body) = curl(&[&chunked]).await;
+    assert_eq!((code, body.as_str()), (0, "hello world"));
+    // HTTP/1.1 gets the chunks as sent (framing kept), HTTP/1.0 the data
+    // alone and the end of the connection.
+    let (_, head) = curl(&["-D", "-", "-o", "/dev/null", &chunked]).await;
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    let (code, body) = curl(&["--http1.0", &chunked]).await;
+    assert_eq!((code, body.as_str()), (0, "hello world"));
+    let (_, head) = curl(&["--http1.0", "-D", "-", "-o", "/dev/null", &chunked]).await;
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        !lower.contains("transfer-encoding") && lower.contains("connection: close"),
+        "{head}"
+    );
+
+    let close = lb.url("/close");
+    let (code, out) = curl(&["-i", &close]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.to_ascii_lowercase().contains("connection: close"),
+        "{out}"
+    );
+    assert!(out.ends_with("\r\n\r\nuntil close"), "{out}");
+    // Both kinds again on one keep-alive client connection: the chunked
+    // answer leaves it usable.
+    let (code, out) = curl(&["-s", &chunked, &chunked, &lb.url("/x")]).await;
+    assert_eq!((code, out.as_str()), (0, "hello worldhello worldok GET"));
+}
+
+#[tokio::test]
+async fn idle_server_sockets_the_server_closed_are_not_used() {
+    let server = WireServer::start(Duration::from_millis(200)).await;
+    let lb = Lb::start(&frontend("web", "retries = 0", &[("s1", &server.addr, 1)])).await;
+    let url = lb.url("/x");
+    for round in 0..3 {
+        let (code, body) = curl(&[&url]).await;
+        assert_eq!((code, body.as_str()), (0, "ok GET"), "round {round}");
+        // The server closes tandem's idle socket meanwhile.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (code, body) = curl(&["--data-binary", "abc", &url]).await;
+        assert_eq!((code, body.as_str()), (0, "ok POST"), "round {round}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(server.requests.load(Ordering::SeqCst), 6);
+    assert_eq!(
+        server.posts.load(Ordering::SeqCst),
+        3,
+        "no POST was sent twice"
+    );
+}
+
+/// Reads from `s` until `done(text so far)`, at most 10 s.
+async fn read_until(s: &mut TcpStream, done: impl Fn(&str) -> bool) -> String {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !done(&String::from_utf8_lossy(&got)) {
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no full answer: {}", String::from_utf8_lossy(&got)));
+    String::from_utf8(got).unwrap()
+}
+
+#[tokio::test]
+async fn pipelined_requests_and_http10_keep_alive_share_one_connection() {
+    let nginx = Nginx::start(1);
+    let lb = Lb::start(&frontend("web", "", &[("w1", &nginx.addr(1), 1)])).await;
+    let mut s = TcpStream::connect(lb.addr(0)).await.unwrap();
+    let one = "GET /whoami.txt HTTP/1.1\r\nHost: shop\r\n\r\n";
+    s.write_all(one.repeat(3).as_bytes()).await.unwrap();
+    let out = read_until(&mut s, |t| t.matches("\r\n\r\nw1").count() == 3).await;
+    assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 3, "{out}");
+
+    let ten = "GET /whoami.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    for _ in 0..2 {
+        s.write_all(ten.as_bytes()).await.unwrap();
+        let out = read_until(&mut s, |t| t.ends_with("\r\n\r\nw1")).await;
+        assert!(
+            out.to_ascii_lowercase().contains("connection: keep-alive"),
+            "{out}"
+        );
+    }
+    // Without keep-alive an HTTP/1.0 exchange ends the connection.
+    s.write_all(b"GET /whoami.txt HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rest = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut rest))
+        .await
+        .expect("closed after the answer")
+        .unwrap();
+    assert!(
+        rest.starts_with("HTTP/1.1 200 OK") && rest.ends_with("\r\n\r\nw1"),
+        "{rest}"
+    );
+}
