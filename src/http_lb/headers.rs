@@ -7,7 +7,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, COOKIE, HOST
 
 /// Fields that describe one connection, never forwarded (RFC 9110 7.6.1,
 /// plus the pre-standard `Proxy-Connection` and `Keep-Alive`).
-const HOP_BY_HOP: [&str; 8] = [
+pub const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -117,13 +117,24 @@ pub fn set_forwarding(headers: &mut HeaderMap, client: ClientSide<'_>) {
     }
 }
 
+/// The `Set-Cookie` value that makes a client stick to `server`.
+pub fn sticky_cookie(name: &str, server: &str) -> String {
+    format!("{name}={server}; Path=/; HttpOnly")
+}
+
 /// The value of cookie `name` in the request's `Cookie` fields.
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .find_map(|v| cookie_in(v, name))
+}
+
+/// The value of cookie `name` in one `Cookie` field value.
+pub fn cookie_in<'v>(value: &'v str, name: &str) -> Option<&'v str> {
+    value
+        .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim_matches('"'))

@@ -108,10 +108,35 @@ struct Prepared {
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
-/// How an attempt failed.
-enum Failure {
-    NoServer(NoServer),
-    Status(StatusCode, &'static str),
+/// An answer tandem gives itself: its status and short text (the same on
+/// the relay and on hyper's path).
+pub(super) type Answer = (StatusCode, &'static str);
+
+pub(super) const TOO_LARGE: Answer = (
+    StatusCode::PAYLOAD_TOO_LARGE,
+    "413 request body too large\n",
+);
+pub(super) const TIMED_OUT: Answer = (
+    StatusCode::GATEWAY_TIMEOUT,
+    "504 gateway timeout: the server did not answer in time\n",
+);
+pub(super) const SERVER_FAILED: Answer = (
+    StatusCode::BAD_GATEWAY,
+    "502 bad gateway: the server failed to answer\n",
+);
+
+/// The answer when no server can take a request.
+pub(super) fn no_server(e: NoServer) -> Answer {
+    match e {
+        NoServer::NoneAvailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 service unavailable: no server is available\n",
+        ),
+        NoServer::AllTried => (
+            StatusCode::BAD_GATEWAY,
+            "502 bad gateway: every server tried failed\n",
+        ),
+    }
 }
 
 // === impl Frontend ===
@@ -248,10 +273,10 @@ pub async fn handle(
         Err((code, text)) => return local(finish, code, text),
     };
     let mut tried: Vec<usize> = Vec::new();
-    let failure = loop {
+    let failure: Answer = loop {
         let index = match fe.pool.pick(conn.peer.ip(), p.sticky.as_deref(), &tried) {
             Ok(i) => i,
-            Err(e) => break Failure::NoServer(e),
+            Err(e) => break no_server(e),
         };
         if !tried.is_empty() {
             fe.metrics.retries.increment(1);
@@ -277,18 +302,12 @@ pub async fn handle(
             Err(_) => {
                 fe.pool.report(index, false);
                 tracing::debug!(server = %server.name, "http: no response within backend_timeout_ms");
-                break Failure::Status(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "504 gateway timeout: the server did not answer in time\n",
-                );
+                break TIMED_OUT;
             }
         };
         drop(inflight);
         if p.over_limit.load(Ordering::Relaxed) {
-            break Failure::Status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "413 request body too large\n",
-            );
+            break TOO_LARGE;
         }
         let connect_failed = matches!(
             error,
@@ -299,34 +318,16 @@ pub async fn handle(
         tried.push(index);
         let safe = p.body_untouched() && (connect_failed || p.idempotent);
         if !safe || tried.len() > fe.cfg.retries as usize {
-            break Failure::Status(
-                StatusCode::BAD_GATEWAY,
-                "502 bad gateway: the server failed to answer\n",
-            );
+            break SERVER_FAILED;
         }
     };
-    match failure {
-        Failure::Status(code, text) => local(finish, code, text),
-        Failure::NoServer(NoServer::NoneAvailable) => local(
-            finish,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "503 service unavailable: no server is available\n",
-        ),
-        Failure::NoServer(NoServer::AllTried) => local(
-            finish,
-            StatusCode::BAD_GATEWAY,
-            "502 bad gateway: every server tried failed\n",
-        ),
-    }
+    let (code, text) = failure;
+    local(finish, code, text)
 }
 
 /// Checks the request and rewrites its head for the servers; an error is
 /// the answer to give instead.
-fn prepare(
-    fe: &Frontend,
-    conn: &ConnCtx,
-    mut req: Request<Incoming>,
-) -> Result<Prepared, (StatusCode, &'static str)> {
+fn prepare(fe: &Frontend, conn: &ConnCtx, mut req: Request<Incoming>) -> Result<Prepared, Answer> {
     let host = req
         .headers()
         .get(HOST)
@@ -342,10 +343,7 @@ fn prepare(
     }
     if let (Some(max), Some(len)) = (fe.cfg.max_body_bytes, req.body().size_hint().exact()) {
         if len > max {
-            return Err((
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "413 request body too large\n",
-            ));
+            return Err(TOO_LARGE);
         }
     }
     let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
@@ -440,7 +438,7 @@ impl Prepared {
         headers::strip_hop_by_hop(&mut rp.headers, backend_upgrade.is_some());
         if let Some(name) = &fe.cfg.cookie {
             if self.sticky.as_deref() != Some(server.name.as_str()) {
-                let cookie = format!("{name}={}; Path=/; HttpOnly", server.name);
+                let cookie = headers::sticky_cookie(name, &server.name);
                 if let Ok(v) = HeaderValue::from_str(&cookie) {
                     rp.headers.append(SET_COOKIE, v);
                 }

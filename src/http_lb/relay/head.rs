@@ -12,22 +12,10 @@ use std::net::IpAddr;
 use bytes::{BufMut, BytesMut};
 use hyper::Method;
 
+use crate::http_lb::headers;
+
 /// Header fields parsed per head (hyper's default limit too).
 pub const MAX_HEADERS: usize = 100;
-
-/// Fields that describe one connection, never forwarded (RFC 9110 7.6.1,
-/// plus `Proxy-Connection` and `Keep-Alive`), and `Upgrade` outside an upgrade.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// Fields tandem sets itself (the prior values of the list-valued ones are
 /// kept in front of its own).
@@ -181,10 +169,7 @@ pub fn parse_request(buf: &[u8], fw: Forwarding<'_>) -> Request {
     let mut forwarded = None::<Vec<u8>>;
     for h in headers {
         let name = h.name;
-        if HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n))
-            || conn.has(name.as_bytes())
-            || name.eq_ignore_ascii_case("expect")
-        {
+        if hop_by_hop(name) || conn.has(name.as_bytes()) || name.eq_ignore_ascii_case("expect") {
             continue;
         }
         if name.eq_ignore_ascii_case("x-forwarded-for") {
@@ -345,7 +330,7 @@ pub fn parse_response(
     out.put_slice(b"\r\n");
     for h in headers {
         let name = h.name;
-        if HOP_BY_HOP.iter().any(|n| name.eq_ignore_ascii_case(n)) || conn.has(name.as_bytes()) {
+        if hop_by_hop(name) || conn.has(name.as_bytes()) {
             continue;
         }
         // A length beside a transfer coding is ignored (RFC 9112 6.3).
@@ -430,10 +415,17 @@ fn cookie(headers: &[httparse::Header<'_>], name: &str) -> Option<String> {
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
         .filter_map(|h| std::str::from_utf8(h.value).ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .find_map(|v| headers::cookie_in(v, name))
+        .map(str::to_owned)
+}
+
+/// A field never forwarded: hop-by-hop ([`headers::HOP_BY_HOP`]), and
+/// `Upgrade`, which the relay never passes (upgrades go to hyper).
+fn hop_by_hop(name: &str) -> bool {
+    name.eq_ignore_ascii_case("upgrade")
+        || headers::HOP_BY_HOP
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
 }
 
 fn parse_length(v: &[u8]) -> Option<u64> {

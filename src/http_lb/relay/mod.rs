@@ -29,6 +29,7 @@
 mod chunked;
 mod head;
 mod io;
+mod response;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,17 +43,20 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::body::OnEnd;
-use super::proxy::{Activity, Finish, Frontend, Inflight, LogInfo};
-use super::server::{NoServer, Server};
+use super::proxy::{
+    no_server, Activity, Answer, Finish, Frontend, Inflight, LogInfo, SERVER_FAILED, TIMED_OUT,
+    TOO_LARGE,
+};
+use super::server::Server;
 use super::upstream::UpstreamError;
 
-use chunked::{Chunked, Segment};
-use head::{Forwarding, Framing, Request, RequestHead};
+use head::{Forwarding, Request, RequestHead};
 pub use io::Rewind;
 use io::Watchdog;
 
 /// Bytes read from a socket at a time (and the most a body keeps buffered).
 const READ_CHUNK: usize = 16 * 1024;
+const REQUEST_TIMEOUT: Answer = (StatusCode::REQUEST_TIMEOUT, "408 request timeout\n");
 /// Room made for a request head per read (heads are usually under 1 KiB).
 const HEAD_CHUNK: usize = 4 * 1024;
 /// A request head larger than this goes to hyper, which answers 431.
@@ -161,8 +165,7 @@ where
                 Err(_) => {
                     if !waiting {
                         tracing::debug!(%peer, "http: request head not received in time");
-                        c.local(StatusCode::REQUEST_TIMEOUT, "408 request timeout\n", true)
-                            .await;
+                        c.local(REQUEST_TIMEOUT, true).await;
                     }
                     return None;
                 }
@@ -212,12 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         if let (Some(max), true) = (fe.cfg.max_body_bytes, head.body > 0) {
             if head.body > max {
                 done.status(413);
-                self.local(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "413 request body too large\n",
-                    true,
-                )
-                .await;
+                self.local(TOO_LARGE, true).await;
                 return Next::Close;
             }
         }
@@ -237,28 +235,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         loop {
             let index = match fe.pool.pick(self.peer.ip(), head.sticky.as_deref(), &tried) {
                 Ok(i) => i,
-                Err(NoServer::NoneAvailable) => {
-                    return self
-                        .fail(
-                            &mut done,
-                            &head,
-                            buffered,
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "503 service unavailable: no server is available\n",
-                        )
-                        .await
-                }
-                Err(NoServer::AllTried) => {
-                    return self
-                        .fail(
-                            &mut done,
-                            &head,
-                            buffered,
-                            StatusCode::BAD_GATEWAY,
-                            "502 bad gateway: every server tried failed\n",
-                        )
-                        .await
-                }
+                Err(e) => return self.fail(&mut done, &head, buffered, no_server(e)).await,
             };
             if !tried.is_empty() {
                 fe.metrics.retries.increment(1);
@@ -271,7 +248,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             let slot = fe.upstreams.raw_slot(index);
             let set_cookie = fe.cfg.cookie.as_deref().and_then(|name| {
                 (head.sticky.as_deref() != Some(server.name.as_str()))
-                    .then(|| format!("{name}={}; Path=/; HttpOnly", server.name))
+                    .then(|| super::headers::sticky_cookie(name, &server.name))
             });
             let mut stale = 0;
             let result = loop {
@@ -298,15 +275,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 Err(Failed::Timeout) => {
                     fe.pool.report(index, false);
                     tracing::debug!(server = %server.name, "http: no response within backend_timeout_ms");
-                    return self
-                        .fail(
-                            &mut done,
-                            &head,
-                            false,
-                            StatusCode::GATEWAY_TIMEOUT,
-                            "504 gateway timeout: the server did not answer in time\n",
-                        )
-                        .await;
+                    return self.fail(&mut done, &head, false, TIMED_OUT).await;
                 }
                 Err(failure) => {
                     let connect_failed = matches!(failure, Failed::Connect(_));
@@ -322,15 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                     // A large body is read only once connected: unread on a connect failure.
                     let safe = connect_failed || (buffered && idempotent);
                     if !safe || tried.len() > fe.cfg.retries as usize {
-                        return self
-                            .fail(
-                                &mut done,
-                                &head,
-                                buffered,
-                                StatusCode::BAD_GATEWAY,
-                                "502 bad gateway: the server failed to answer\n",
-                            )
-                            .await;
+                        return self.fail(&mut done, &head, buffered, SERVER_FAILED).await;
                     }
                     continue;
                 }
@@ -444,147 +405,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         }
     }
 
-    /// Relays the response whose head is in `out` and whose first body
-    /// bytes are in `ubuf`; puts `up` back when the server may be reused.
-    async fn respond(
-        &mut self,
-        head: &RequestHead,
-        response: head::ResponseHead,
-        mut up: TcpStream,
-        slot: usize,
-        done: &mut Done,
-        shutdown: &CancellationToken,
-    ) -> Next {
-        let dechunk = response.framing == Framing::Chunked && head.minor == 0;
-        let keep = head.keep_alive
-            && !shutdown.is_cancelled()
-            && response.framing != Framing::UntilClose
-            && !dechunk;
-        match (keep, head.minor) {
-            (true, 0) => self.out.put_slice(b"Connection: keep-alive\r\n\r\n"),
-            (true, _) => self.out.put_slice(b"\r\n"),
-            (false, _) => self.out.put_slice(b"Connection: close\r\n\r\n"),
-        }
-        let body_done = match response.framing {
-            Framing::Empty => true,
-            Framing::Length(n) => self.length_body(&mut up, n, done).await,
-            Framing::Chunked => self.chunked_body(&mut up, dechunk, done).await,
-            Framing::UntilClose => {
-                self.close_body(&mut up, done).await;
-                false
-            }
-        };
-        if !body_done {
-            return Next::Close;
-        }
-        if !self.out.is_empty() && !self.flush().await {
-            return Next::Close;
-        }
-        if !response.server_close && self.ubuf.is_empty() {
-            self.fe.upstreams.release_raw(slot, up);
-        }
-        if keep {
-            Next::Keep
-        } else {
-            Next::Close
-        }
-    }
-
-    /// A body of `n` bytes; true when it all went through.
-    async fn length_body(&mut self, up: &mut TcpStream, n: u64, done: &mut Done) -> bool {
-        let mut left = n;
-        loop {
-            let take = (self.ubuf.len() as u64).min(left) as usize;
-            if self.out.is_empty() && take == self.ubuf.len() {
-                // Whole reads: sent from `ubuf` without a copy.
-                if take > 0 && !self.write_ubuf().await {
-                    return false;
-                }
-            } else {
-                self.out.put_slice(&self.ubuf[..take]);
-                self.ubuf.advance(take);
-            }
-            left -= take as u64;
-            done.sent += take as u64;
-            if left == 0 {
-                return true;
-            }
-            if !self.out.is_empty() && !self.flush().await {
-                return false;
-            }
-            if !self.read_server(up, (left as usize).min(READ_CHUNK)).await {
-                return false;
-            }
-        }
-    }
-
-    async fn chunked_body(&mut self, up: &mut TcpStream, dechunk: bool, done: &mut Done) -> bool {
-        let mut ch = Chunked::default();
-        loop {
-            while !self.ubuf.is_empty() && !ch.is_done() {
-                let (n, data) = match ch.next(&self.ubuf) {
-                    Ok(Segment::Data(n)) => (n, true),
-                    Ok(Segment::Framing(n) | Segment::End(n)) => (n, false),
-                    Err(e) => {
-                        tracing::debug!("http: {e}");
-                        return false;
-                    }
-                };
-                if data || !dechunk {
-                    self.out.put_slice(&self.ubuf[..n]);
-                }
-                if data {
-                    done.sent += n as u64;
-                }
-                self.ubuf.advance(n);
-            }
-            if ch.is_done() {
-                return true;
-            }
-            if !self.out.is_empty() && !self.flush().await {
-                return false;
-            }
-            if !self.read_server(up, READ_CHUNK).await {
-                return false;
-            }
-        }
-    }
-
-    async fn close_body(&mut self, up: &mut TcpStream, done: &mut Done) {
-        loop {
-            done.sent += self.ubuf.len() as u64;
-            self.out.put_slice(&self.ubuf);
-            self.ubuf.clear();
-            if !self.flush().await || !self.read_server(up, READ_CHUNK).await {
-                return;
-            }
-        }
-    }
-
-    /// Reads body bytes from the server into the empty `ubuf`; false at
-    /// its end, an error or the idle timeout.
-    async fn read_server(&mut self, up: &mut TcpStream, want: usize) -> bool {
-        self.ubuf.clear();
-        self.ubuf.reserve(want.max(1));
-        self.wd.set(Instant::now() + self.idle);
-        matches!(self.wd.run(up.read_buf(&mut self.ubuf)).await, Ok(Ok(n)) if n > 0)
-    }
-
-    /// Writes `out` to the client; false when it is gone or too slow.
-    async fn flush(&mut self) -> bool {
-        self.wd.set(Instant::now() + self.idle);
-        let ok = matches!(self.wd.run(self.io.write_all(&self.out)).await, Ok(Ok(())));
-        self.out.clear();
-        ok
-    }
-
-    async fn write_ubuf(&mut self) -> bool {
-        self.wd.set(Instant::now() + self.idle);
-        let ok = matches!(self.wd.run(self.io.write_all(&self.ubuf)).await, Ok(Ok(())));
-        self.ubuf.clear();
-        ok
-    }
-
     /// Answers with tandem's own response. The connection is kept only when
     /// the request's body was read whole.
     async fn fail(
@@ -592,22 +412,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         done: &mut Done,
         head: &RequestHead,
         body_read: bool,
-        status: StatusCode,
-        text: &str,
+        answer: Answer,
     ) -> Next {
-        done.status(status.as_u16());
+        done.status(answer.0.as_u16());
         let close = !body_read || !head.keep_alive;
         if body_read {
             self.buf.advance((head.body as usize).min(self.buf.len()));
         }
-        if !self.local(status, text, close).await || close {
+        if !self.local(answer, close).await || close {
             Next::Close
         } else {
             Next::Keep
         }
     }
 
-    async fn local(&mut self, status: StatusCode, text: &str, close: bool) -> bool {
+    async fn local(&mut self, (status, text): Answer, close: bool) -> bool {
         self.out.clear();
         head::local_response(&mut self.out, status, text, close);
         self.flush().await
