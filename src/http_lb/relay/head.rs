@@ -68,8 +68,9 @@ pub struct RequestHead {
     pub has_host: bool,
     /// The server the stickiness cookie names.
     pub sticky: Option<String>,
-    /// The head for the servers, without its final empty line.
-    pub forward: BytesMut,
+    /// Bytes of the head for the servers written to `out`, without its
+    /// final empty line.
+    pub forward_len: usize,
     pub log: Option<LogFields>,
 }
 
@@ -106,8 +107,9 @@ pub struct ResponseHead {
 #[error("bad response head from server: {0}")]
 pub struct BadResponse(pub &'static str);
 
-/// Looks at the start of `buf` for a request head.
-pub fn parse_request(buf: &[u8], fw: Forwarding<'_>) -> Request {
+/// Looks at the start of `buf` for a request head; a head the relay
+/// forwards is written, rewritten for the servers, to `out` (cleared).
+pub fn parse_request(buf: &[u8], fw: Forwarding<'_>, out: &mut BytesMut) -> Request {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let len = match req.parse(buf) {
@@ -160,7 +162,8 @@ pub fn parse_request(buf: &[u8], fw: Forwarding<'_>) -> Request {
         conn.has(b"keep-alive")
     };
 
-    let mut out = BytesMut::with_capacity(len + 160);
+    out.clear();
+    out.reserve(len + 160);
     out.put_slice(method.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(target.as_bytes());
@@ -183,7 +186,7 @@ pub fn parse_request(buf: &[u8], fw: Forwarding<'_>) -> Request {
         if FORWARDING.iter().any(|n| name.eq_ignore_ascii_case(n)) {
             continue;
         }
-        field(&mut out, name.as_bytes(), h.value);
+        field(out, name.as_bytes(), h.value);
     }
     let ip = fw.ip.to_canonical();
     let ip_text = ip.to_string();
@@ -192,12 +195,12 @@ pub fn parse_request(buf: &[u8], fw: Forwarding<'_>) -> Request {
         list.extend_from_slice(b", ");
     }
     list.extend_from_slice(ip_text.as_bytes());
-    field(&mut out, b"X-Forwarded-For", &list);
-    field(&mut out, b"X-Real-IP", ip_text.as_bytes());
+    field(out, b"X-Forwarded-For", &list);
+    field(out, b"X-Real-IP", ip_text.as_bytes());
     let proto: &[u8] = if fw.tls { b"https" } else { b"http" };
-    field(&mut out, b"X-Forwarded-Proto", proto);
+    field(out, b"X-Forwarded-Proto", proto);
     if let Some(host) = host {
-        field(&mut out, b"X-Forwarded-Host", host);
+        field(out, b"X-Forwarded-Host", host);
     }
     if fw.forwarded {
         let mut value = match ip {
@@ -222,7 +225,7 @@ pub fn parse_request(buf: &[u8], fw: Forwarding<'_>) -> Request {
             list.extend_from_slice(b", ");
         }
         list.extend_from_slice(value.as_bytes());
-        field(&mut out, b"Forwarded", &list);
+        field(out, b"Forwarded", &list);
     }
 
     let sticky = fw.cookie.and_then(|name| cookie(headers, name));
@@ -248,7 +251,7 @@ pub fn parse_request(buf: &[u8], fw: Forwarding<'_>) -> Request {
         keep_alive,
         has_host: host.is_some(),
         sticky,
-        forward: out,
+        forward_len: out.len(),
         log,
     })
 }
@@ -324,7 +327,12 @@ pub fn parse_response(
     };
 
     out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(status.to_string().as_bytes());
+    // httparse checked: three digits.
+    out.put_slice(&[
+        b'0' + (status / 100) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+    ]);
     out.put_u8(b' ');
     out.put_slice(resp.reason.unwrap_or("").as_bytes());
     out.put_slice(b"\r\n");

@@ -143,7 +143,7 @@ where
         // request on a kept connection counts toward the head's deadline.
         let head = loop {
             if !c.buf.is_empty() {
-                match head::parse_request(&c.buf, forwarding) {
+                match head::parse_request(&c.buf, forwarding, &mut c.uout) {
                     Request::Ready(h) => break h,
                     Request::Hyper => return Some(Rewind::new(c.buf, c.io)),
                     Request::Partial if c.buf.len() > MAX_HEAD => {
@@ -184,12 +184,15 @@ where
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    /// Between requests a connection holds no buffer (unless the client
-    /// already sent more): thousands of idle keep-alive connections cost
-    /// their sockets, not 16 KiB buffers each.
+    /// Between requests a connection keeps only small buffers (a few KiB
+    /// at most): thousands of idle keep-alive connections cost their
+    /// sockets, not the 16 KiB a body passed through needed.
     fn free_buffers(&mut self) {
+        // Only the client's bytes can outlive an exchange (pipelining).
+        self.uout.clear();
+        self.ubuf.clear();
         for b in [&mut self.buf, &mut self.out, &mut self.ubuf, &mut self.uout] {
-            if b.is_empty() {
+            if b.is_empty() && b.capacity() > HEAD_CHUNK {
                 *b = BytesMut::new();
             }
         }
@@ -323,8 +326,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     ) -> Result<(TcpStream, head::ResponseHead), Failed> {
         let timeout = self.fe.backend_timeout;
         self.wd.set(Instant::now() + timeout);
-        self.uout.clear();
-        self.uout.put_slice(&head.forward);
+        self.uout.truncate(head.forward_len);
         if !head.has_host {
             self.uout.put_slice(b"Host: ");
             self.uout.put_slice(server.authority.as_str().as_bytes());
@@ -385,7 +387,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 Ok(None) => {}
                 Err(e) => return Err(Failed::Sent(e.to_string())),
             }
-            self.ubuf.reserve(READ_CHUNK);
+            self.ubuf.reserve(HEAD_CHUNK);
             match self.wd.run(up.read_buf(&mut self.ubuf)).await {
                 Ok(Ok(n)) if n > 0 => {}
                 // Closed with nothing answered: an idle socket the server
