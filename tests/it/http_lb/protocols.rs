@@ -148,15 +148,16 @@ async fn a_slowloris_client_is_cut_off_without_hurting_others() {
         // One header byte every 100 ms, for at most 10 s.
         for _ in 0..100 {
             if s.write_all(b"X").await.is_err() {
-                return started.elapsed();
+                return (started.elapsed(), String::new());
             }
             let mut b = [0u8; 64];
-            // Any answer (a close, an error, a 408) ends the wait.
-            if tokio::time::timeout(Duration::from_millis(100), s.read(&mut b))
-                .await
-                .is_ok()
-            {
-                return started.elapsed();
+            // Any answer (a 408, a close, an error) ends the wait.
+            if let Ok(r) = tokio::time::timeout(Duration::from_millis(100), s.read(&mut b)).await {
+                let n = r.unwrap_or(0);
+                return (
+                    started.elapsed(),
+                    String::from_utf8_lossy(&b[..n]).into_owned(),
+                );
             }
         }
         panic!("the slow client was never cut off");
@@ -172,7 +173,11 @@ async fn a_slowloris_client_is_cut_off_without_hurting_others() {
         served += 1;
     }
     assert!(served > 5, "others are served meanwhile ({served})");
-    let cut_after = slow.await.unwrap();
+    let (cut_after, answer) = slow.await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "HAProxy's answer to a head not finished in time: {answer:?}"
+    );
     assert!(
         cut_after >= Duration::from_millis(900) && cut_after < Duration::from_secs(3),
         "cut off after {cut_after:?}"
