@@ -130,28 +130,9 @@ pub fn parse_request(buf: &[u8], fw: Forwarding<'_>, out: &mut BytesMut) -> Requ
     let Some(conn) = connection_tokens(headers) else {
         return Request::Hyper;
     };
-    let mut body = None;
-    let mut host = None;
-    for h in headers {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            match (parse_length(h.value), body) {
-                (Some(n), None) => body = Some(n),
-                (Some(n), Some(m)) if n == m => {}
-                _ => return Request::Hyper,
-            }
-        } else if name.eq_ignore_ascii_case("host") {
-            if host.is_some() {
-                return Request::Hyper;
-            }
-            host = Some(h.value);
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("expect")
-            || (name.eq_ignore_ascii_case("upgrade") && conn.has(b"upgrade"))
-        {
-            return Request::Hyper;
-        }
-    }
+    let Some((body, host)) = framing_and_host(headers, &conn) else {
+        return Request::Hyper;
+    };
     // RFC 9112 section 3.2: hyper's path answers 400 to HTTP/1.1 without Host.
     if minor == 1 && host.is_none() {
         return Request::Hyper;
@@ -161,87 +142,17 @@ pub fn parse_request(buf: &[u8], fw: Forwarding<'_>, out: &mut BytesMut) -> Requ
     } else {
         conn.has(b"keep-alive")
     };
-
     out.clear();
     out.reserve(len + 160);
     out.put_slice(method.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(target.as_bytes());
     out.put_slice(b" HTTP/1.1\r\n");
-    let mut xff = None::<Vec<u8>>;
-    let mut forwarded = None::<Vec<u8>>;
-    for h in headers {
-        let name = h.name;
-        if hop_by_hop(name) || conn.has(name.as_bytes()) || name.eq_ignore_ascii_case("expect") {
-            continue;
-        }
-        if name.eq_ignore_ascii_case("x-forwarded-for") {
-            join(&mut xff, h.value);
-            continue;
-        }
-        if fw.forwarded && name.eq_ignore_ascii_case("forwarded") {
-            join(&mut forwarded, h.value);
-            continue;
-        }
-        if FORWARDING.iter().any(|n| name.eq_ignore_ascii_case(n)) {
-            continue;
-        }
-        field(out, name.as_bytes(), h.value);
-    }
-    let ip = fw.ip.to_canonical();
-    let ip_text = ip.to_string();
-    let mut list = xff.unwrap_or_default();
-    if !list.is_empty() {
-        list.extend_from_slice(b", ");
-    }
-    list.extend_from_slice(ip_text.as_bytes());
-    field(out, b"X-Forwarded-For", &list);
-    field(out, b"X-Real-IP", ip_text.as_bytes());
-    let proto: &[u8] = if fw.tls { b"https" } else { b"http" };
-    field(out, b"X-Forwarded-Proto", proto);
-    if let Some(host) = host {
-        field(out, b"X-Forwarded-Host", host);
-    }
-    if fw.forwarded {
-        let mut value = match ip {
-            IpAddr::V4(v4) => format!("for={v4}"),
-            IpAddr::V6(v6) => format!("for=\"[{v6}]\""),
-        };
-        value.push_str(if fw.tls {
-            ";proto=https"
-        } else {
-            ";proto=http"
-        });
-        if let Some(host) = host.filter(|h| {
-            h.iter()
-                .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b';')
-        }) {
-            value.push_str(";host=\"");
-            value.push_str(&String::from_utf8_lossy(host));
-            value.push('"');
-        }
-        let mut list = forwarded.unwrap_or_default();
-        if !list.is_empty() {
-            list.extend_from_slice(b", ");
-        }
-        list.extend_from_slice(value.as_bytes());
-        field(out, b"Forwarded", &list);
-    }
-
-    let sticky = fw.cookie.and_then(|name| cookie(headers, name));
-    let log = fw.log.then(|| {
-        let text = |wanted: &str| {
-            headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(wanted))
-                .and_then(|h| std::str::from_utf8(h.value).ok())
-                .map(str::to_owned)
-        };
-        LogFields {
-            request_line: format!("{method} {target} HTTP/1.{minor}"),
-            referer: text("referer"),
-            user_agent: text("user-agent"),
-        }
+    write_fields(out, headers, &conn, host, fw);
+    let log = fw.log.then(|| LogFields {
+        request_line: format!("{method} {target} HTTP/1.{minor}"),
+        referer: text_of(headers, "referer"),
+        user_agent: text_of(headers, "user-agent"),
     });
     Request::Ready(RequestHead {
         len,
@@ -250,10 +161,102 @@ pub fn parse_request(buf: &[u8], fw: Forwarding<'_>, out: &mut BytesMut) -> Requ
         body: body.unwrap_or(0),
         keep_alive,
         has_host: host.is_some(),
-        sticky,
+        sticky: fw.cookie.and_then(|name| cookie(headers, name)),
         forward_len: out.len(),
         log,
     })
+}
+
+/// The request's `Content-Length` and `Host`; `None` when the relay leaves
+/// the request to hyper (chunked or conflicting lengths, several hosts,
+/// `Expect`, an upgrade).
+fn framing_and_host<'h>(
+    headers: &[httparse::Header<'h>],
+    conn: &Tokens<'_>,
+) -> Option<(Option<u64>, Option<&'h [u8]>)> {
+    let mut body = None;
+    let mut host = None;
+    for h in headers {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            match (parse_length(h.value), body) {
+                (Some(n), None) => body = Some(n),
+                (Some(n), Some(m)) if n == m => {}
+                _ => return None,
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            if host.is_some() {
+                return None;
+            }
+            host = Some(h.value);
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("expect")
+            || (name.eq_ignore_ascii_case("upgrade") && conn.has(b"upgrade"))
+        {
+            return None;
+        }
+    }
+    Some((body, host))
+}
+
+/// The client's fields for the servers: hop-by-hop ones and those named in
+/// `Connection` dropped, then the forwarding fields (the prior
+/// `X-Forwarded-For` and `Forwarded` lists kept in front of tandem's entry).
+fn write_fields(
+    out: &mut BytesMut,
+    headers: &[httparse::Header<'_>],
+    conn: &Tokens<'_>,
+    host: Option<&[u8]>,
+    fw: Forwarding<'_>,
+) {
+    let mut xff = Vec::new();
+    let mut forwarded = Vec::new();
+    for h in headers {
+        let name = h.name;
+        if hop_by_hop(name) || conn.has(name.as_bytes()) || name.eq_ignore_ascii_case("expect") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            join(&mut xff, h.value);
+        } else if fw.forwarded && name.eq_ignore_ascii_case("forwarded") {
+            join(&mut forwarded, h.value);
+        } else if !FORWARDING.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            field(out, name.as_bytes(), h.value);
+        }
+    }
+    let ip = fw.ip.to_canonical();
+    let ip_text = ip.to_string();
+    join(&mut xff, ip_text.as_bytes());
+    field(out, b"X-Forwarded-For", &xff);
+    field(out, b"X-Real-IP", ip_text.as_bytes());
+    let proto = if fw.tls { "https" } else { "http" };
+    field(out, b"X-Forwarded-Proto", proto.as_bytes());
+    if let Some(host) = host {
+        field(out, b"X-Forwarded-Host", host);
+    }
+    if fw.forwarded {
+        let mut value = match ip {
+            IpAddr::V4(v4) => format!("for={v4};proto={proto}"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto={proto}"),
+        };
+        if let Some(host) = host.filter(|h| {
+            h.iter()
+                .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b';')
+        }) {
+            value.push_str(&format!(";host=\"{}\"", String::from_utf8_lossy(host)));
+        }
+        join(&mut forwarded, value.as_bytes());
+        field(out, b"Forwarded", &forwarded);
+    }
+}
+
+/// The first field `name` as text.
+fn text_of(headers: &[httparse::Header<'_>], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .map(str::to_owned)
 }
 
 /// Parses a server's response head at the start of `buf` into `out`
@@ -293,33 +296,7 @@ pub fn parse_response(
     }
     let headers = &*resp.headers;
     let conn = connection_tokens(headers).ok_or(BadResponse("Connection lists too many fields"))?;
-    let mut length = None;
-    let mut coding: Option<&[u8]> = None;
-    for h in headers {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            match (parse_length(h.value), length) {
-                (Some(n), None) => length = Some(n),
-                (Some(n), Some(m)) if n == m => {}
-                _ => return Err(BadResponse("bad Content-Length")),
-            }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            coding = Some(h.value);
-        }
-    }
-    let chunked = coding.is_some_and(|c| {
-        c.rsplit(|&b| b == b',')
-            .next()
-            .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"))
-    });
-    let framing = if head_request || status == 204 || status == 304 {
-        Framing::Empty
-    } else if chunked {
-        Framing::Chunked
-    } else if coding.is_some() {
-        Framing::UntilClose
-    } else {
-        length.map_or(Framing::UntilClose, Framing::Length)
-    };
+    let (framing, coding) = response_framing(headers, status, head_request)?;
     let server_close = if minor == 1 {
         conn.has(b"close")
     } else {
@@ -361,6 +338,43 @@ pub fn parse_response(
         framing,
         server_close,
     }))
+}
+
+/// How the body of a response is delimited (RFC 9112 section 6.3), and
+/// its `Transfer-Encoding` if any.
+fn response_framing<'h>(
+    headers: &[httparse::Header<'h>],
+    status: u16,
+    head_request: bool,
+) -> Result<(Framing, Option<&'h [u8]>), BadResponse> {
+    let mut length = None;
+    let mut coding = None;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            match (parse_length(h.value), length) {
+                (Some(n), None) => length = Some(n),
+                (Some(n), Some(m)) if n == m => {}
+                _ => return Err(BadResponse("bad Content-Length")),
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            coding = Some(h.value);
+        }
+    }
+    let chunked = coding.is_some_and(|c: &[u8]| {
+        c.rsplit(|&b| b == b',')
+            .next()
+            .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"))
+    });
+    let framing = if head_request || status == 204 || status == 304 {
+        Framing::Empty
+    } else if chunked {
+        Framing::Chunked
+    } else if coding.is_some() {
+        Framing::UntilClose
+    } else {
+        length.map_or(Framing::UntilClose, Framing::Length)
+    };
+    Ok((framing, coding))
 }
 
 /// A whole answer tandem makes itself (plain text, never cached).
@@ -458,16 +472,16 @@ fn trim(v: &[u8]) -> &[u8] {
     &v[start..end]
 }
 
-fn join(list: &mut Option<Vec<u8>>, value: &[u8]) {
+/// Appends `value` to a comma-separated list.
+fn join(list: &mut Vec<u8>, value: &[u8]) {
     let value = trim(value);
     if value.is_empty() {
         return;
     }
-    let l = list.get_or_insert_with(Vec::new);
-    if !l.is_empty() {
-        l.extend_from_slice(b", ");
+    if !list.is_empty() {
+        list.extend_from_slice(b", ");
     }
-    l.extend_from_slice(value);
+    list.extend_from_slice(value);
 }
 
 fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {

@@ -26,21 +26,22 @@
 //!       └── keep-alive ◀── release socket ◀── body (length | chunked | close) ◀── parse_response
 //! ```
 
+mod attempt;
 mod chunked;
 mod head;
 mod io;
 mod response;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
 use hyper::{Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::body::OnEnd;
 use super::proxy::{
@@ -69,6 +70,7 @@ const BUFFERED_BODY: u64 = 64 * 1024;
 struct Client<S> {
     io: S,
     peer: SocketAddr,
+    tls: bool,
     fe: Arc<Frontend>,
     activity: Arc<Activity>,
     /// Bytes from the client not yet used.
@@ -104,6 +106,22 @@ enum Failed {
     ClientGone,
 }
 
+/// The outcome of waiting for a request head.
+enum Head {
+    Ready(RequestHead),
+    /// hyper serves the connection from here on.
+    Hyper,
+    /// The connection ends (closed, timed out, shutdown).
+    End,
+}
+
+/// What follows a failed attempt.
+enum After {
+    Retry,
+    Answer(Answer, bool),
+    Close,
+}
+
 /// Serves HTTP/1.x requests on `io` until the connection ends; returns the
 /// connection (with what was read of it) when hyper must take over.
 pub async fn serve<S>(
@@ -117,10 +135,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let header = Duration::from_millis(fe.cfg.client_header_timeout_ms);
-    let idle = Duration::from_millis(fe.cfg.client_idle_timeout_ms);
     let mut c = Client {
         io,
         peer,
+        tls,
         fe: fe.clone(),
         activity: Arc::new(Activity::default()),
         buf: BytesMut::new(),
@@ -128,55 +146,22 @@ where
         ubuf: BytesMut::new(),
         uout: BytesMut::new(),
         wd: Watchdog::new(Instant::now() + header),
-        idle,
+        idle: Duration::from_millis(fe.cfg.client_idle_timeout_ms),
     };
     let mut cancelled = std::pin::pin!(shutdown.cancelled());
-    let forwarding = Forwarding {
-        ip: peer.ip(),
-        tls,
-        forwarded: fe.cfg.forwarded_header,
-        cookie: fe.cfg.cookie.as_deref(),
-        log: fe.access_log.is_some(),
-    };
     loop {
-        // As with hyper's header_read_timeout, the wait for the next
-        // request on a kept connection counts toward the head's deadline.
-        let head = loop {
-            if !c.buf.is_empty() {
-                match head::parse_request(&c.buf, forwarding, &mut c.uout) {
-                    Request::Ready(h) => break h,
-                    Request::Hyper => return Some(Rewind::new(c.buf, c.io)),
-                    Request::Partial if c.buf.len() > MAX_HEAD => {
-                        return Some(Rewind::new(c.buf, c.io))
-                    }
-                    Request::Partial => {}
-                }
-            }
-            c.buf.reserve(HEAD_CHUNK);
-            let waiting = c.buf.is_empty();
-            let read = tokio::select! {
-                biased;
-                r = c.wd.run(c.io.read_buf(&mut c.buf)) => r,
-                _ = cancelled.as_mut(), if waiting => return None,
-            };
-            match read {
-                Ok(Ok(n)) if n > 0 => {}
-                Ok(_) => return None,
-                Err(_) => {
-                    if !waiting {
-                        tracing::debug!(%peer, "http: request head not received in time");
-                        c.local(REQUEST_TIMEOUT, true).await;
-                    }
-                    return None;
-                }
-            }
+        let head = match c.next_head(cancelled.as_mut()).await {
+            Head::Ready(h) => h,
+            Head::Hyper => return Some(Rewind::new(c.buf, c.io)),
+            Head::End => return None,
         };
-        let next = c.exchange(head, shutdown).await;
-        if next == Next::Close || shutdown.is_cancelled() {
+        if c.exchange(head, shutdown).await == Next::Close || shutdown.is_cancelled() {
             break;
         }
         c.free_buffers();
-        c.wd.set(Instant::now() + header.min(idle));
+        // As with hyper's header_read_timeout, the wait for the next
+        // request on a kept connection counts toward the head's deadline.
+        c.wd.set(Instant::now() + header.min(c.idle));
     }
     c.wd.set(Instant::now() + Duration::from_secs(1));
     let _ = c.wd.run(c.io.shutdown()).await;
@@ -184,6 +169,46 @@ where
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    /// Reads until a request head is complete; shutdown ends only a wait
+    /// in which no byte of a request has come.
+    async fn next_head(&mut self, mut cancelled: Pin<&mut WaitForCancellationFuture<'_>>) -> Head {
+        let forwarding = Forwarding {
+            ip: self.peer.ip(),
+            tls: self.tls,
+            forwarded: self.fe.cfg.forwarded_header,
+            cookie: self.fe.cfg.cookie.as_deref(),
+            log: self.fe.access_log.is_some(),
+        };
+        loop {
+            if !self.buf.is_empty() {
+                match head::parse_request(&self.buf, forwarding, &mut self.uout) {
+                    Request::Ready(h) => return Head::Ready(h),
+                    Request::Hyper => return Head::Hyper,
+                    Request::Partial if self.buf.len() > MAX_HEAD => return Head::Hyper,
+                    Request::Partial => {}
+                }
+            }
+            self.buf.reserve(HEAD_CHUNK);
+            let waiting = self.buf.is_empty();
+            let read = tokio::select! {
+                biased;
+                r = self.wd.run(self.io.read_buf(&mut self.buf)) => r,
+                _ = cancelled.as_mut(), if waiting => return Head::End,
+            };
+            match read {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => return Head::End,
+                Err(_) => {
+                    if !waiting {
+                        tracing::debug!(peer = %self.peer, "http: request head not received in time");
+                        self.local(REQUEST_TIMEOUT, true).await;
+                    }
+                    return Head::End;
+                }
+            }
+        }
+    }
+
     /// Between requests a connection keeps only small buffers (a few KiB
     /// at most): thousands of idle keep-alive connections cost their
     /// sockets, not the 16 KiB a body passed through needed.
@@ -202,38 +227,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     async fn exchange(&mut self, head: RequestHead, shutdown: &CancellationToken) -> Next {
         let fe = self.fe.clone();
         self.buf.advance(head.len);
-        let log = head.log.as_ref().map(|l| {
-            Box::new(LogInfo {
-                client: self.peer.ip(),
-                time: SystemTime::now(),
-                request_line: l.request_line.clone(),
-                referer: l.referer.clone(),
-                user_agent: l.user_agent.clone(),
-            })
-        });
-        let mut done = Done {
-            finish: Some(Finish::start(&fe, &self.activity, log)),
-            sent: 0,
-        };
-        if let (Some(max), true) = (fe.cfg.max_body_bytes, head.body > 0) {
-            if head.body > max {
-                done.status(413);
-                self.local(TOO_LARGE, true).await;
-                return Next::Close;
-            }
+        let mut done = self.start(&head);
+        if fe.cfg.max_body_bytes.is_some_and(|max| head.body > max) {
+            done.status(TOO_LARGE.0.as_u16());
+            self.local(TOO_LARGE, true).await;
+            return Next::Close;
         }
         let buffered = head.body <= BUFFERED_BODY;
-        if buffered {
-            while (self.buf.len() as u64) < head.body {
-                self.wd.set(Instant::now() + self.idle);
-                self.buf.reserve(READ_CHUNK);
-                match self.wd.run(self.io.read_buf(&mut self.buf)).await {
-                    Ok(Ok(n)) if n > 0 => {}
-                    _ => return Next::Close,
-                }
-            }
+        if buffered && !self.read_body(head.body).await {
+            return Next::Close;
         }
-        let idempotent = idempotent(&head);
         let mut tried: Vec<usize> = Vec::new();
         loop {
             let index = match fe.pool.pick(self.peer.ip(), head.sticky.as_deref(), &tried) {
@@ -248,162 +251,106 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             }
             let server = fe.pool.servers[index].clone();
             let inflight = Inflight::new(&server);
-            let slot = fe.upstreams.raw_slot(index);
-            let set_cookie = fe.cfg.cookie.as_deref().and_then(|name| {
-                (head.sticky.as_deref() != Some(server.name.as_str()))
-                    .then(|| super::headers::sticky_cookie(name, &server.name))
-            });
-            let mut stale = 0;
-            let result = loop {
-                let (up, reused) = match fe.upstreams.take_raw(slot) {
-                    Some(s) => (s, true),
-                    None => match fe.upstreams.connect_raw(server.addr).await {
-                        Ok(s) => (s, false),
-                        Err(e) => break Err(Failed::Connect(e)),
-                    },
-                };
-                let sent =
-                    self.attempt(&head, up, reused, buffered, &server, set_cookie.as_deref());
-                match sent.await {
-                    // An idle socket closed by the server, seen before any
-                    // byte of an answer: the next one (or a new one).
-                    Err(Failed::Stale) if stale < fe.cfg.pool_max_idle_per_server => stale += 1,
-                    Err(Failed::Stale) => break Err(Failed::Sent("connection closed".into())),
-                    r => break r,
-                }
-            };
-            let (up, response) = match result {
-                Ok(r) => r,
-                Err(Failed::ClientGone) => return Next::Close,
-                Err(Failed::Timeout) => {
-                    fe.pool.report(index, false);
-                    tracing::debug!(server = %server.name, "http: no response within backend_timeout_ms");
-                    return self.fail(&mut done, &head, false, TIMED_OUT).await;
+            match self.on_server(&head, &server, index, buffered).await {
+                Ok((up, slot, response)) => {
+                    if buffered {
+                        self.buf.advance(head.body as usize);
+                    }
+                    fe.pool.report(index, response.status < 500);
+                    done.status(response.status);
+                    if let Some(f) = done.finish.as_mut() {
+                        f.server = Some(inflight);
+                    }
+                    return self
+                        .respond(&head, response, up, slot, &mut done, shutdown)
+                        .await;
                 }
                 Err(failure) => {
-                    let connect_failed = matches!(failure, Failed::Connect(_));
-                    fe.pool.report(index, !connect_failed);
-                    let error = match &failure {
-                        Failed::Connect(e) => e.to_string(),
-                        Failed::Sent(e) => e.clone(),
-                        _ => String::new(),
-                    };
-                    tracing::debug!(server = %server.name, %error, connect_failed, "http: request to server failed");
                     drop(inflight);
-                    tried.push(index);
-                    // A large body is read only once connected: unread on a connect failure.
-                    let safe = connect_failed || (buffered && idempotent);
-                    if !safe || tried.len() > fe.cfg.retries as usize {
-                        return self.fail(&mut done, &head, buffered, SERVER_FAILED).await;
+                    match self.after(failure, index, &server, &mut tried, &head, buffered) {
+                        After::Retry => {}
+                        After::Close => return Next::Close,
+                        After::Answer(answer, body_read) => {
+                            return self.fail(&mut done, &head, body_read, answer).await
+                        }
                     }
-                    continue;
                 }
-            };
-            if buffered {
-                self.buf.advance(head.body as usize);
             }
-            fe.pool.report(index, response.status < 500);
-            done.status(response.status);
-            if let Some(f) = done.finish.as_mut() {
-                f.server = Some(inflight);
-            }
-            return self
-                .respond(&head, response, up, slot, &mut done, shutdown)
-                .await;
         }
     }
 
-    /// Sends the request on `up` and reads the response head (into `out`,
-    /// rewritten for the client).
-    async fn attempt(
-        &mut self,
-        head: &RequestHead,
-        mut up: TcpStream,
-        reused: bool,
-        buffered: bool,
-        server: &Server,
-        set_cookie: Option<&str>,
-    ) -> Result<(TcpStream, head::ResponseHead), Failed> {
-        let timeout = self.fe.backend_timeout;
-        self.wd.set(Instant::now() + timeout);
-        self.uout.truncate(head.forward_len);
-        if !head.has_host {
-            self.uout.put_slice(b"Host: ");
-            self.uout.put_slice(server.authority.as_str().as_bytes());
-            self.uout.put_slice(b"\r\n");
+    /// Counts the request in flight and captures its access log fields.
+    fn start(&self, head: &RequestHead) -> Done {
+        let log = head.log.as_ref().map(|l| {
+            Box::new(LogInfo {
+                client: self.peer.ip(),
+                time: SystemTime::now(),
+                request_line: l.request_line.clone(),
+                referer: l.referer.clone(),
+                user_agent: l.user_agent.clone(),
+            })
+        });
+        Done {
+            finish: Some(Finish::start(&self.fe, &self.activity, log)),
+            sent: 0,
         }
-        self.uout.put_slice(b"\r\n");
-        let in_buf = (self.buf.len() as u64).min(head.body) as usize;
-        self.uout.put_slice(&self.buf[..in_buf]);
-        match self.wd.run(up.write_all(&self.uout)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) if reused => return Err(Failed::Stale),
-            Ok(Err(e)) => return Err(Failed::Sent(e.to_string())),
-            Err(_) => return Err(Failed::Timeout),
-        }
-        if !buffered {
-            // A large body: passed on as it comes, so never replayed.
-            self.buf.advance(in_buf);
-            let mut left = head.body - in_buf as u64;
-            while left > 0 {
-                self.wd.set(Instant::now() + self.idle);
-                self.buf.reserve(READ_CHUNK);
-                match self.wd.run(self.io.read_buf(&mut self.buf)).await {
-                    Ok(Ok(n)) if n > 0 => {}
-                    _ => return Err(Failed::ClientGone),
-                }
-                let n = (self.buf.len() as u64).min(left) as usize;
-                match self.wd.run(up.write_all(&self.buf[..n])).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(Failed::Sent(e.to_string())),
-                    Err(_) => return Err(Failed::Timeout),
-                }
-                self.buf.advance(n);
-                left -= n as u64;
-            }
-            self.wd.set(Instant::now() + timeout);
-        }
-        self.ubuf.clear();
-        self.out.clear();
-        loop {
-            match head::parse_response(
-                &self.ubuf,
-                head.method == Method::HEAD,
-                head.minor,
-                set_cookie,
-                &mut self.out,
-            ) {
-                Ok(Some(r)) if r.status < 200 => {
-                    self.ubuf.advance(r.len);
-                    continue;
-                }
-                Ok(Some(r)) => {
-                    self.ubuf.advance(r.len);
-                    return Ok((up, r));
-                }
-                Ok(None) if self.ubuf.len() > MAX_HEAD => {
-                    return Err(Failed::Sent("response head too large".into()))
-                }
-                Ok(None) => {}
-                Err(e) => return Err(Failed::Sent(e.to_string())),
-            }
-            self.ubuf.reserve(HEAD_CHUNK);
-            match self.wd.run(up.read_buf(&mut self.ubuf)).await {
+    }
+
+    /// Reads a small body whole into `buf`; false if the client went away
+    /// or paused longer than the idle timeout.
+    async fn read_body(&mut self, len: u64) -> bool {
+        while (self.buf.len() as u64) < len {
+            self.wd.set(Instant::now() + self.idle);
+            self.buf.reserve(READ_CHUNK);
+            match self.wd.run(self.io.read_buf(&mut self.buf)).await {
                 Ok(Ok(n)) if n > 0 => {}
-                // Closed with nothing answered: an idle socket the server
-                // was closing. Only an idempotent request goes again: a
-                // POST may have reached the application.
-                Ok(Ok(_)) if self.ubuf.is_empty() && reused && buffered && idempotent(head) => {
-                    return Err(Failed::Stale)
-                }
-                Ok(Ok(_)) => return Err(Failed::Sent("closed before a response".into())),
-                Ok(Err(e)) if self.ubuf.is_empty() && reused && buffered && idempotent(head) => {
-                    tracing::trace!("http: idle server socket failed: {e}");
-                    return Err(Failed::Stale);
-                }
-                Ok(Err(e)) => return Err(Failed::Sent(e.to_string())),
-                Err(_) => return Err(Failed::Timeout),
+                _ => return false,
             }
+        }
+        true
+    }
+
+    /// Reports a failed attempt and decides: another server only when the
+    /// request cannot have reached the application twice.
+    fn after(
+        &self,
+        failure: Failed,
+        index: usize,
+        server: &Server,
+        tried: &mut Vec<usize>,
+        head: &RequestHead,
+        buffered: bool,
+    ) -> After {
+        let fe = &self.fe;
+        let error = match failure {
+            Failed::ClientGone => return After::Close,
+            Failed::Timeout => {
+                fe.pool.report(index, false);
+                tracing::debug!(server = %server.name, "http: no response within backend_timeout_ms");
+                return After::Answer(TIMED_OUT, false);
+            }
+            Failed::Stale => String::from("connection closed"),
+            Failed::Connect(e) => {
+                fe.pool.report(index, false);
+                tracing::debug!(server = %server.name, error = %e, "http: cannot connect to server");
+                tried.push(index);
+                // Nothing was sent, and a large body is read only once
+                // connected: safe for any request.
+                return if tried.len() > fe.cfg.retries as usize {
+                    After::Answer(SERVER_FAILED, buffered)
+                } else {
+                    After::Retry
+                };
+            }
+            Failed::Sent(e) => e,
+        };
+        fe.pool.report(index, true);
+        tracing::debug!(server = %server.name, %error, "http: request to server failed");
+        tried.push(index);
+        if buffered && idempotent(head) && tried.len() <= fe.cfg.retries as usize {
+            After::Retry
+        } else {
+            After::Answer(SERVER_FAILED, buffered)
         }
     }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 use super::fixtures::{curl, frontend, Lb, Nginx};
 
@@ -22,6 +23,8 @@ struct WireServer {
     addr: String,
     requests: Arc<AtomicUsize>,
     posts: Arc<AtomicUsize>,
+    /// Connections the server closed because they sat idle.
+    idle_closed: watch::Receiver<usize>,
 }
 
 impl WireServer {
@@ -30,25 +33,34 @@ impl WireServer {
         let addr = listener.local_addr().unwrap().to_string();
         let requests = Arc::new(AtomicUsize::new(0));
         let posts = Arc::new(AtomicUsize::new(0));
+        let (closed_tx, idle_closed) = watch::channel(0);
+        let closed_tx = Arc::new(closed_tx);
         let (r, p) = (requests.clone(), posts.clone());
         tokio::spawn(async move {
             while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(Self::connection(s, idle_close, r.clone(), p.clone()));
+                let (r, p, closed) = (r.clone(), p.clone(), closed_tx.clone());
+                tokio::spawn(async move {
+                    if Self::connection(s, idle_close, r, p).await {
+                        closed.send_modify(|n| *n += 1);
+                    }
+                });
             }
         });
         WireServer {
             addr,
             requests,
             posts,
+            idle_closed,
         }
     }
 
+    /// Serves one connection; true when it closed it for idleness.
     async fn connection(
         mut s: TcpStream,
         idle_close: Duration,
         requests: Arc<AtomicUsize>,
         posts: Arc<AtomicUsize>,
-    ) {
+    ) -> bool {
         let mut buf = Vec::new();
         loop {
             let end = loop {
@@ -58,7 +70,8 @@ impl WireServer {
                 let mut chunk = [0u8; 4096];
                 match tokio::time::timeout(idle_close, s.read(&mut chunk)).await {
                     Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                    _ => return, // idle too long, or closed
+                    Ok(_) => return false,
+                    Err(_) => return true,
                 }
             };
             let head = String::from_utf8_lossy(&buf[..end]).into_owned();
@@ -103,7 +116,7 @@ impl WireServer {
                 }
             };
             if s.write_all(answer.as_bytes()).await.is_err() || close {
-                return;
+                return false;
             }
         }
     }
@@ -152,14 +165,36 @@ async fn idle_server_sockets_the_server_closed_are_not_used() {
     let server = WireServer::start(Duration::from_millis(200)).await;
     let lb = Lb::start(&frontend("web", "retries = 0", &[("s1", &server.addr, 1)])).await;
     let url = lb.url("/x");
+    let mut closed = server.idle_closed.clone();
+    let mut idle_closed = 0;
+    // The server closes tandem's kept socket after each request; the next
+    // request must not be lost on it.
+    let port: u16 = server.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let mut server_closes_the_kept_socket = async || {
+        idle_closed += 1;
+        let waited = tokio::time::timeout(
+            Duration::from_secs(10),
+            closed.wait_for(|n| *n >= idle_closed),
+        );
+        assert!(
+            matches!(waited.await, Ok(Ok(_))),
+            "the server never closed an idle socket"
+        );
+        // And its FIN reached tandem's socket (the kernel's event: no
+        // socket to the server is still ESTABLISHED on tandem's side).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while established_to(port) {
+            assert!(std::time::Instant::now() < deadline, "FIN never arrived");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
     for round in 0..3 {
         let (code, body) = curl(&[&url]).await;
         assert_eq!((code, body.as_str()), (0, "ok GET"), "round {round}");
-        // The server closes tandem's idle socket meanwhile.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        server_closes_the_kept_socket().await;
         let (code, body) = curl(&["--data-binary", "abc", &url]).await;
         assert_eq!((code, body.as_str()), (0, "ok POST"), "round {round}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        server_closes_the_kept_socket().await;
     }
     assert_eq!(server.requests.load(Ordering::SeqCst), 6);
     assert_eq!(
@@ -167,6 +202,20 @@ async fn idle_server_sockets_the_server_closed_are_not_used() {
         3,
         "no POST was sent twice"
     );
+}
+
+/// True while a loopback TCP socket connected to `port` is ESTABLISHED
+/// (`/proc/net/tcp`: state 01; the remote address is the third column).
+fn established_to(port: u16) -> bool {
+    let remote = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2].ends_with(&remote) && f[3] == "01"
+        })
 }
 
 /// Reads from `s` until `done(text so far)`, at most 10 s.
