@@ -3,7 +3,7 @@
 //! flight, and the choice of a server for a request.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,10 @@ pub struct Server {
     serving: AtomicU8,
     /// Passive ejection end (ms on the frontend clock), read lock-free by picks.
     ejected_until_ms: AtomicU64,
+    /// The last request result recorded was an error: a good result then
+    /// has a count to reset. Lets [`Pool::report`] skip the lock for the
+    /// usual good result after good ones (every request reports).
+    erring: AtomicBool,
     /// When the server last came up (ms on the frontend clock), for slow start.
     up_since_ms: AtomicU64,
     /// Mode, check judgement and passive counts change together, rarely
@@ -104,6 +108,7 @@ impl Server {
             requests: AtomicU64::new(0),
             serving: AtomicU8::new(Serving::Yes as u8),
             ejected_until_ms: AtomicU64::new(0),
+            erring: AtomicBool::new(false),
             up_since_ms: AtomicU64::new(0),
             state: Mutex::new(State {
                 mode: AdminMode::Ready,
@@ -311,9 +316,10 @@ impl Pool {
     /// every server must not turn into 503s for every page.
     pub fn report(&self, i: usize, ok: bool) {
         let s = &self.servers[i];
-        if self.eject_errors == 0 {
+        if self.eject_errors == 0 || (ok && !s.erring.load(Ordering::Relaxed)) {
             return;
         }
+        s.erring.store(!ok, Ordering::Relaxed);
         let now = self.now_ms();
         let may_eject = !ok
             && self.servers.iter().enumerate().any(|(j, o)| {

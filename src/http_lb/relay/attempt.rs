@@ -13,7 +13,7 @@ use super::{idempotent, Client, Failed, HEAD_CHUNK, MAX_HEAD, READ_CHUNK};
 use crate::http_lb::headers;
 use crate::http_lb::server::Server;
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<'_, S> {
     /// Sends the request to server `index` and reads its response head
     /// (into `out`, rewritten for the client). Returns the socket and its
     /// pool slot.
@@ -24,7 +24,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         index: usize,
         buffered: bool,
     ) -> Result<(TcpStream, usize, ResponseHead), Failed> {
-        let fe = self.fe.clone();
+        let fe = self.fe;
         let slot = fe.upstreams.raw_slot(index);
         let set_cookie = fe.cfg.cookie.as_deref().and_then(|name| {
             (head.sticky.as_deref() != Some(server.name.as_str()))
@@ -53,7 +53,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 // An idle socket closed by the server, seen before any byte
                 // of an answer: the next one (or a new one).
                 Err(Failed::Stale) if stale < fe.cfg.pool_max_idle_per_server => stale += 1,
-                Err(Failed::Stale) => return Err(Failed::Sent("connection closed".into())),
                 r => return r,
             }
         }

@@ -66,12 +66,13 @@ const MAX_HEAD: usize = 64 * 1024;
 /// that an attempt that failed before any answer can be retried.
 const BUFFERED_BODY: u64 = 64 * 1024;
 
-/// One client connection on the relay.
-struct Client<S> {
+/// One client connection on the relay (borrowing its frontend for its
+/// whole life: no reference count touched per request).
+struct Client<'a, S> {
     io: S,
     peer: SocketAddr,
     tls: bool,
-    fe: Arc<Frontend>,
+    fe: &'a Arc<Frontend>,
     activity: Arc<Activity>,
     /// Bytes from the client not yet used.
     buf: BytesMut,
@@ -139,7 +140,7 @@ where
         io,
         peer,
         tls,
-        fe: fe.clone(),
+        fe,
         activity: Arc::new(Activity::default()),
         buf: BytesMut::new(),
         out: BytesMut::new(),
@@ -168,7 +169,7 @@ where
     None
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<'_, S> {
     /// Reads until a request head is complete; shutdown ends only a wait
     /// in which no byte of a request has come.
     async fn next_head(&mut self, mut cancelled: Pin<&mut WaitForCancellationFuture<'_>>) -> Head {
@@ -225,7 +226,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     /// One request and its response.
     async fn exchange(&mut self, head: RequestHead, shutdown: &CancellationToken) -> Next {
-        let fe = self.fe.clone();
+        let fe = self.fe;
         self.buf.advance(head.len);
         let mut done = self.start(&head);
         if fe.cfg.max_body_bytes.is_some_and(|max| head.body > max) {
@@ -249,9 +250,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             if let Some(f) = done.finish.as_mut() {
                 f.attempts += 1;
             }
-            let server = fe.pool.servers[index].clone();
-            let inflight = Inflight::new(&server);
-            match self.on_server(&head, &server, index, buffered).await {
+            let server = &fe.pool.servers[index];
+            let inflight = Inflight::new(server);
+            match self.on_server(&head, server, index, buffered).await {
                 Ok((up, slot, response)) => {
                     if buffered {
                         self.buf.advance(head.body as usize);
@@ -267,7 +268,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 }
                 Err(failure) => {
                     drop(inflight);
-                    match self.after(failure, index, &server, &mut tried, &head, buffered) {
+                    match self.after(failure, index, server, &mut tried, &head, buffered) {
                         After::Retry => {}
                         After::Close => return Next::Close,
                         After::Answer(answer, body_read) => {
@@ -291,7 +292,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             })
         });
         Done {
-            finish: Some(Finish::start(&self.fe, &self.activity, log)),
+            finish: Some(Finish::start(self.fe, &self.activity, log)),
             sent: 0,
         }
     }
@@ -321,7 +322,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         head: &RequestHead,
         buffered: bool,
     ) -> After {
-        let fe = &self.fe;
+        let fe = self.fe;
         let error = match failure {
             Failed::ClientGone => return After::Close,
             Failed::Timeout => {
@@ -329,7 +330,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 tracing::debug!(server = %server.name, "http: no response within backend_timeout_ms");
                 return After::Answer(TIMED_OUT, false);
             }
-            Failed::Stale => String::from("connection closed"),
+            // Every kept socket tried was closed by the server.
+            Failed::Stale => String::from("kept connections closed"),
             Failed::Connect(e) => {
                 fe.pool.report(index, false);
                 tracing::debug!(server = %server.name, error = %e, "http: cannot connect to server");

@@ -12,7 +12,7 @@ use super::chunked::{Chunked, Segment};
 use super::head::{Framing, RequestHead, ResponseHead};
 use super::{Client, Done, Next, READ_CHUNK};
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<'_, S> {
     /// Relays the response whose head is in `out` and whose first body
     /// bytes are in `ubuf`; puts `up` back when the server may be reused.
     pub(super) async fn respond(

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use super::fixtures::{frontend, reqwest_like::Client, Lb, Nginx, Php};
+use super::wire::WireServer;
 
 const CHECK: &str = "[http.frontends.health_check]\npath = \"/servercheck.txt\"\ninterval_ms = 100\nrise = 2\nfall = 3";
 
@@ -80,28 +81,23 @@ async fn disable_on_404_drains_at_the_first_missing_check_file() {
 
 #[tokio::test]
 async fn admin_drain_lets_requests_in_flight_finish() {
-    let (p1, p2) = (Php::start("p1"), Php::start("p2"));
+    let idle = Duration::from_secs(60);
+    let (s1, s2) = (
+        WireServer::start("s1", idle).await,
+        WireServer::start("s2", idle).await,
+    );
     let lb = Lb::start(&frontend(
         "web",
         "",
-        &[("p1", &p1.addr(), 1), ("p2", &p2.addr(), 1)],
+        &[("s1", &s1.addr, 1), ("s2", &s2.addr, 1)],
     ))
     .await;
-    let url = lb.url("/slow.php?ms=1500");
+    let url = lb.url("/hold");
     let slow = tokio::spawn(async move { Client::new().get(&url).await });
-    // Find the server the slow request is on.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let busy = loop {
-        let s = lb.status();
-        let servers = s["frontends"][0]["servers"].as_array().unwrap().clone();
-        if let Some(b) = servers.iter().find(|x| x["active_requests"] == 1) {
-            break b["name"].as_str().unwrap().to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the slow request never started: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    // The server the held request is on.
+    let (busy, other) = tokio::select! {
+        _ = s1.held_request() => ("s1", "s2"),
+        _ = s2.held_request() => ("s2", "s1"),
     };
     let client = Client::new();
     let (status, _, body) = client
@@ -118,14 +114,19 @@ async fn admin_drain_lets_requests_in_flight_finish() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"state\": \"drain\""), "{body}");
     for _ in 0..6 {
-        let (status, body) = client.get(&lb.url("/slow.php?ms=1")).await;
-        assert_eq!(status, 200);
-        assert_ne!(body, busy, "a drained server takes no new request");
+        let (status, body) = client.get(&lb.url("/x")).await;
+        assert_eq!(
+            (status, body),
+            (200, format!("{other} GET")),
+            "a drained server takes no new request"
+        );
     }
+    s1.release();
+    s2.release();
     let (status, body) = slow.await.unwrap();
     assert_eq!(
-        (status, body.as_str()),
-        (200, busy.as_str()),
+        (status, body),
+        (200, format!("{busy} GET")),
         "the request in flight finished"
     );
     let (status, _, _) = client
@@ -147,7 +148,7 @@ async fn admin_drain_lets_requests_in_flight_finish() {
     assert_eq!(client.request("POST", &ready, &[], b"").await.0, 200);
     let mut seen = HashSet::new();
     for _ in 0..4 {
-        seen.insert(client.get(&lb.url("/slow.php?ms=1")).await.1);
+        seen.insert(client.get(&lb.url("/x")).await.1);
     }
     assert_eq!(seen.len(), 2, "back in rotation");
 }

@@ -8,3 +8,4 @@ mod observability;
 mod protocols;
 mod relay;
 mod streaming;
+mod wire;

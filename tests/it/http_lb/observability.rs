@@ -1,8 +1,10 @@
 //! Access log, `/status` over the admin listener, graceful shutdown.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::fixtures::{frontend, reqwest_like::Client, Lb, Nginx, Php};
+use super::fixtures::{frontend, reqwest_like::Client, Lb, Nginx};
+use super::wire::WireServer;
 
 #[tokio::test]
 async fn access_log_lines_and_status_over_admin() {
@@ -54,22 +56,28 @@ async fn access_log_lines_and_status_over_admin() {
 
 #[tokio::test]
 async fn shutdown_lets_a_request_in_flight_finish() {
-    let php = Php::start("p1");
-    let lb = Lb::start(&frontend("web", "", &[("p1", &php.addr(), 1)])).await;
-    let url = lb.url("/slow.php?ms=700");
+    let server = WireServer::start("s1", Duration::from_secs(60)).await;
+    let lb = Lb::start(&frontend("web", "", &[("s1", &server.addr, 1)])).await;
+    let url = lb.url("/hold");
     let addr = lb.addr(0);
     let slow = tokio::spawn(async move { Client::new().get(&url).await });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while lb.status()["frontends"][0]["servers"][0]["active_requests"] != 1 {
-        assert!(Instant::now() < deadline, "the request never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let stopping = tokio::spawn(lb.app.shutdown());
+    server.held_request().await;
+    // The first poll of `shutdown` cancels the token: tandem is stopping
+    // while the request is held at the server.
+    let mut stopping = Box::pin(lb.app.shutdown());
+    std::future::poll_fn(|cx| {
+        assert!(
+            stopping.as_mut().poll(cx).is_pending(),
+            "a request is in flight"
+        );
+        std::task::Poll::Ready(())
+    })
+    .await;
+    server.release();
     let (status, body) = slow.await.unwrap();
-    assert_eq!((status, body.as_str()), (200, "p1"));
+    assert_eq!((status, body.as_str()), (200, "s1 GET"));
     tokio::time::timeout(Duration::from_secs(5), stopping)
         .await
-        .unwrap()
         .unwrap();
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),

@@ -3,128 +3,20 @@
 //! and idle server sockets that the server closed.
 //!
 //! nginx and `php -S` rarely answer chunked, and close idle connections only
-//! after their keep-alive timeout; `WireServer` is a small hand-written
-//! HTTP/1.1 server on loopback that does both on demand.
+//! after their keep-alive timeout: [`WireServer`] does both on demand.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpStream;
 
 use super::fixtures::{curl, frontend, Lb, Nginx};
-
-/// Answers by path: `/chunked` (chunked, with an extension and a trailer),
-/// `/close` (HTTP/1.0, no length, closes), anything else `ok <method>` with
-/// a length. Closes a connection idle for `idle_close`.
-struct WireServer {
-    addr: String,
-    requests: Arc<AtomicUsize>,
-    posts: Arc<AtomicUsize>,
-    /// Connections the server closed because they sat idle.
-    idle_closed: watch::Receiver<usize>,
-}
-
-impl WireServer {
-    async fn start(idle_close: Duration) -> WireServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let requests = Arc::new(AtomicUsize::new(0));
-        let posts = Arc::new(AtomicUsize::new(0));
-        let (closed_tx, idle_closed) = watch::channel(0);
-        let closed_tx = Arc::new(closed_tx);
-        let (r, p) = (requests.clone(), posts.clone());
-        tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
-                let (r, p, closed) = (r.clone(), p.clone(), closed_tx.clone());
-                tokio::spawn(async move {
-                    if Self::connection(s, idle_close, r, p).await {
-                        closed.send_modify(|n| *n += 1);
-                    }
-                });
-            }
-        });
-        WireServer {
-            addr,
-            requests,
-            posts,
-            idle_closed,
-        }
-    }
-
-    /// Serves one connection; true when it closed it for idleness.
-    async fn connection(
-        mut s: TcpStream,
-        idle_close: Duration,
-        requests: Arc<AtomicUsize>,
-        posts: Arc<AtomicUsize>,
-    ) -> bool {
-        let mut buf = Vec::new();
-        loop {
-            let end = loop {
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i + 4;
-                }
-                let mut chunk = [0u8; 4096];
-                match tokio::time::timeout(idle_close, s.read(&mut chunk)).await {
-                    Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                    Ok(_) => return false,
-                    Err(_) => return true,
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            while buf.len() < end + length {
-                let mut chunk = [0u8; 4096];
-                let n = s.read(&mut chunk).await.unwrap();
-                assert!(n > 0, "body cut short");
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            buf.drain(..end + length);
-            requests.fetch_add(1, Ordering::SeqCst);
-            let mut words = head.split_whitespace();
-            let (method, path) = (words.next().unwrap(), words.next().unwrap());
-            if method == "POST" {
-                posts.fetch_add(1, Ordering::SeqCst);
-            }
-            let (answer, close) = match path {
-                "/chunked" => (
-                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
-                     5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n"
-                        .to_owned(),
-                    false,
-                ),
-                "/close" => ("HTTP/1.0 200 OK\r\n\r\nuntil close".to_owned(), true),
-                _ => {
-                    let body = format!("ok {method}");
-                    (
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        ),
-                        false,
-                    )
-                }
-            };
-            if s.write_all(answer.as_bytes()).await.is_err() || close {
-                return false;
-            }
-        }
-    }
-}
+use super::wire::WireServer;
 
 #[tokio::test]
 async fn chunked_and_close_delimited_answers_reach_http11_and_http10_clients() {
-    let server = WireServer::start(Duration::from_secs(30)).await;
+    let server = WireServer::start("s1", Duration::from_secs(30)).await;
     let lb = Lb::start(&frontend("web", "", &[("s1", &server.addr, 1)])).await;
     let chunked = lb.url("/chunked");
     let (code, body) = curl(&[&chunked]).await;
@@ -157,12 +49,12 @@ async fn chunked_and_close_delimited_answers_reach_http11_and_http10_clients() {
     // Both kinds again on one keep-alive client connection: the chunked
     // answer leaves it usable.
     let (code, out) = curl(&["-s", &chunked, &chunked, &lb.url("/x")]).await;
-    assert_eq!((code, out.as_str()), (0, "hello worldhello worldok GET"));
+    assert_eq!((code, out.as_str()), (0, "hello worldhello worlds1 GET"));
 }
 
 #[tokio::test]
 async fn idle_server_sockets_the_server_closed_are_not_used() {
-    let server = WireServer::start(Duration::from_millis(200)).await;
+    let server = WireServer::start("s1", Duration::from_millis(200)).await;
     let lb = Lb::start(&frontend("web", "retries = 0", &[("s1", &server.addr, 1)])).await;
     let url = lb.url("/x");
     let mut closed = server.idle_closed.clone();
@@ -190,10 +82,10 @@ async fn idle_server_sockets_the_server_closed_are_not_used() {
     };
     for round in 0..3 {
         let (code, body) = curl(&[&url]).await;
-        assert_eq!((code, body.as_str()), (0, "ok GET"), "round {round}");
+        assert_eq!((code, body.as_str()), (0, "s1 GET"), "round {round}");
         server_closes_the_kept_socket().await;
         let (code, body) = curl(&["--data-binary", "abc", &url]).await;
-        assert_eq!((code, body.as_str()), (0, "ok POST"), "round {round}");
+        assert_eq!((code, body.as_str()), (0, "s1 POST"), "round {round}");
         server_closes_the_kept_socket().await;
     }
     assert_eq!(server.requests.load(Ordering::SeqCst), 6);

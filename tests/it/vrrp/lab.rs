@@ -188,19 +188,29 @@ impl Lab {
         self.spawn(&ns, &format!("service{i}"), &["socat", &listen, &reply])
     }
 
-    /// Sends `sig` to a process started by this lab, and waits for it if it ends.
+    /// Sends `sig` (one that ends a process) to a process started by this
+    /// lab and waits for its exit; `None` if it had not exited 15 s later
+    /// (it is then killed).
     pub fn signal(&mut self, p: &Proc, sig: &str) -> Option<std::process::ExitStatus> {
         let (_, child) = self.procs.iter_mut().find(|(n, _)| *n == p.0).unwrap();
         // `ip netns exec` execs the program, so the child's pid is the program's.
-        run(&["kill", sig, &child.id().to_string()]);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = child.try_wait() {
-                return Some(s);
+        let pid = child.id().to_string();
+        run(&["kill", sig, &pid]);
+        // std's only wait for a child blocks: it runs on a scoped thread
+        // while this one bounds it.
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            scope.spawn(move || {
+                let _ = tx.send(child.wait());
+            });
+            match rx.recv_timeout(Duration::from_secs(15)) {
+                Ok(status) => status.ok(),
+                Err(_) => {
+                    run(&["kill", "-KILL", &pid]);
+                    None
+                }
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        })
     }
 
     pub fn has_vip(&self, i: usize) -> bool {
