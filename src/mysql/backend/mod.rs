@@ -50,6 +50,10 @@ pub struct BackendConn {
     pub capabilities: u32,
     pub version: String,
     pub status: u16,
+    /// A command was sent and its response not yet read to its end. Such a
+    /// connection is never lent again (`Pool::release` closes it): the rest
+    /// of that response would reach the next session as its own answer.
+    pub awaiting_response: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +220,7 @@ async fn connect_inner(p: &ConnectParams<'_>) -> Result<BackendConn, BackendErro
         capabilities: caps,
         version: greeting.version,
         status,
+        awaiting_response: false,
     })
 }
 

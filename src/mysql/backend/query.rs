@@ -262,6 +262,7 @@ mod tests {
             capabilities,
             version: "10.11.6-MariaDB".into(),
             status: 2,
+            awaiting_response: false,
         }
     }
 

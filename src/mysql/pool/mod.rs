@@ -270,6 +270,12 @@ impl Pool {
     /// Takes back a connection the session no longer needs. The caller
     /// vouches that it is healthy and holds no transaction, lock or cursor.
     pub fn release(&self, mut conn: PooledConn) {
+        if conn.awaiting_response || !conn.io.rbuf.is_empty() {
+            // Bytes of an earlier answer are still due (a client that left
+            // mid-result): the next borrower would read them as its own.
+            tracing::debug!(conn = ?conn, "connection closed: its last response was not read to the end");
+            return conn.close();
+        }
         if conn.created.elapsed() >= Duration::from_millis(self.inner.cfg.max_lifetime_ms) {
             return conn.close();
         }

@@ -42,6 +42,7 @@ async fn fake(pool: &Pool, backend: &Arc<str>, key: &Arc<PoolKey>) -> PooledConn
         capabilities: 0,
         version: "test".into(),
         status: 2,
+        awaiting_response: false,
     };
     {
         let mut map = pool.inner.lock();

@@ -6,9 +6,11 @@
 /// is driven by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
-    /// Zero or more result sets / OK / ERR, possibly LOCAL INFILE (COM_QUERY),
-    /// or binary result sets (COM_STMT_EXECUTE).
+    /// Zero or more result sets / OK / ERR, possibly LOCAL INFILE (COM_QUERY).
     Results,
+    /// COM_STMT_EXECUTE: binary result sets / OK / ERR; a result whose column
+    /// EOF says SERVER_STATUS_CURSOR_EXISTS opened a cursor and ends there.
+    Execute,
     /// COM_STMT_PREPARE: OK with counts, parameter and column definitions.
     Prepare,
     /// COM_STMT_FETCH: binary rows up to an EOF, or ERR.
@@ -58,7 +60,8 @@ pub const COM_RESET_CONNECTION: u8 = 0x1F;
 /// commands it does not know).
 pub fn expect(cmd: u8) -> Option<Expect> {
     Some(match cmd {
-        COM_QUERY | COM_STMT_EXECUTE => Expect::Results,
+        COM_QUERY => Expect::Results,
+        COM_STMT_EXECUTE => Expect::Execute,
         COM_STMT_PREPARE => Expect::Prepare,
         COM_STMT_FETCH => Expect::Fetch,
         COM_FIELD_LIST => Expect::FieldList,

@@ -82,6 +82,11 @@ enum State {
 #[derive(Debug)]
 pub struct Scanner {
     deprecate_eof: bool,
+    /// COM_STMT_EXECUTE: a column EOF with CURSOR_EXISTS ends the response.
+    /// Elsewhere the flag only says a stored program used a cursor (MariaDB
+    /// sets it on a `BEGIN NOT ATOMIC ... OPEN c ...` block's result), and
+    /// the rows still follow.
+    cursor_possible: bool,
     state: State,
     /// Payload bytes of the current packet not yet seen.
     skip: usize,
@@ -95,7 +100,7 @@ pub struct Scanner {
 impl Scanner {
     pub fn new(expect: Expect, deprecate_eof: bool) -> Scanner {
         let state = match expect {
-            Expect::Results => State::ResultStart,
+            Expect::Results | Expect::Execute => State::ResultStart,
             Expect::Prepare => State::PrepareStart,
             Expect::Fetch => State::Rows,
             Expect::FieldList => State::FieldDefs,
@@ -104,6 +109,7 @@ impl Scanner {
         };
         Scanner {
             deprecate_eof,
+            cursor_possible: expect == Expect::Execute,
             state,
             skip: 0,
             continued: false,
@@ -219,7 +225,8 @@ impl Scanner {
                     self.outcome.has_status = true;
                     // An opened cursor (COM_STMT_EXECUTE with a cursor flag)
                     // sends no rows now; they come with COM_STMT_FETCH.
-                    if status & StatusFlags::SERVER_STATUS_CURSOR_EXISTS.bits() != 0 {
+                    let cursor = StatusFlags::SERVER_STATUS_CURSOR_EXISTS.bits();
+                    if self.cursor_possible && status & cursor != 0 {
                         self.after_final(status);
                     } else {
                         self.state = State::Rows;
@@ -512,8 +519,27 @@ mod tests {
         let mut bytes = pkt(1, &[1]);
         bytes.extend(pkt(2, b"\x03def"));
         bytes.extend(pkt(3, &eof(cursor | 2)));
+        let mut s = Scanner::new(Expect::Execute, false);
+        assert_eq!(s.scan(&bytes), (bytes.len(), Step::Done));
+    }
+
+    /// MariaDB sets CURSOR_EXISTS on the result of a compound statement
+    /// that used a cursor (`BEGIN NOT ATOMIC ... OPEN c; ... SELECT x; END`):
+    /// for COM_QUERY the rows still follow, and only the final EOF ends it.
+    #[test]
+    fn cursor_flag_in_a_text_result_does_not_end_it() {
+        let cursor = StatusFlags::SERVER_STATUS_CURSOR_EXISTS.bits();
+        let mut bytes = pkt(1, &[1]);
+        bytes.extend(pkt(2, b"\x03def"));
+        bytes.extend(pkt(3, &eof(cursor | 2)));
+        let rows_at = bytes.len();
+        bytes.extend(pkt(4, b"\x011"));
+        bytes.extend(pkt(5, &eof(2)));
+        let mut s = Scanner::new(Expect::Results, false);
+        assert_eq!(s.scan(&bytes[..rows_at]), (rows_at, Step::NeedMore));
         let mut s = Scanner::new(Expect::Results, false);
         assert_eq!(s.scan(&bytes), (bytes.len(), Step::Done));
+        assert_eq!(s.outcome().status, 2);
     }
 
     #[test]

@@ -143,6 +143,7 @@ impl Session {
         q.push(COM_QUERY);
         q.extend_from_slice(sql);
         let conn = self.slots[i].conn();
+        conn.awaiting_response = true;
         conn.io.write_packet(0, &q).await?;
         let deprecate = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
         let mut scanner = Scanner::new(Expect::Results, deprecate);
@@ -152,7 +153,10 @@ impl Session {
             seen.extend_from_slice(&conn.io.rbuf[..n]);
             conn.io.rbuf.advance(n);
             match step {
-                Step::Done => break,
+                Step::Done => {
+                    conn.awaiting_response = false;
+                    break;
+                }
                 // tandem never sends LOAD DATA LOCAL itself: refuse the file.
                 Step::LocalInfile => conn.io.write_packet(2, &[]).await.map(|_| ())?,
                 Step::NeedMore => conn.io.fill().await?,

@@ -146,6 +146,14 @@ impl Session {
     /// state: the server drops its variables, temporary tables, locks and
     /// prepared statements.
     async fn reset_conn(&mut self, i: usize, conn: &mut PooledConn) -> Result<(), ServerError> {
+        if conn.awaiting_response {
+            // The reset's answer would be read from the middle of another.
+            return Err(ServerError::backend_unreachable(
+                &self.slots[i].backend.name,
+                &self.slots[i].backend.address,
+                "the connection is in the middle of a response",
+            ));
+        }
         let deprecate = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
         let fail = |e: String| {
             ServerError::backend_unreachable(

@@ -19,6 +19,10 @@ use crate::mysql::protocol::{CapabilityFlags as Cap, MAX_PAYLOAD};
 /// Client error code for a lost server connection (CR_SERVER_LOST).
 const CR_SERVER_LOST: u16 = 2013;
 
+/// How much a client may send ahead of its answer while tandem waits for a
+/// backend (pipelined commands), before tandem stops reading from it.
+const CLIENT_READ_AHEAD: usize = 1 << 20;
+
 /// Changes to a relayed command and its response (prepared statements).
 #[derive(Debug, Default)]
 pub(super) struct RelayOpts {
@@ -63,6 +67,9 @@ impl Session {
         self.note_current_slot(slot);
         let init_db = (cmd == COM_INIT_DB && len < MAX_PAYLOAD)
             .then(|| String::from_utf8_lossy(&self.client.rbuf[5..4 + len]).into_owned());
+        // Cleared when the scanner saw the whole response: a connection left
+        // mid-response (an error, a client that leaves) is never pooled.
+        self.slots[slot].conn().awaiting_response = true;
         let mut unconsumed = self.forward_command(slot, len, opts.packet).await?;
         let mut prepare_id = opts.prepare_id;
         let deprecate_eof = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
@@ -92,7 +99,10 @@ impl Session {
                 relayed += n;
             }
             match step {
-                Step::Done => break,
+                Step::Done => {
+                    conn.awaiting_response = false;
+                    break;
+                }
                 Step::LocalInfile => {
                     self.client
                         .stream
@@ -104,7 +114,7 @@ impl Session {
                 }
                 Step::NeedMore => {}
             }
-            if let Err(e) = self.slots[slot].conn().io.fill().await {
+            if let Err(e) = self.fill_backend(slot).await? {
                 if relayed == 0
                     && unconsumed.is_some()
                     && slot != 0
@@ -140,6 +150,27 @@ impl Session {
             self.database = Some(db);
         }
         Ok(outcome)
+    }
+
+    /// Waits for more of slot `slot`'s response. Meanwhile whatever the client
+    /// sends is read ahead into its buffer (a pipelined next command waits
+    /// there), so a client that leaves mid-statement ends the session at
+    /// once instead of leaving it waiting with a backend connection.
+    async fn fill_backend(&mut self, slot: usize) -> Result<Result<(), PacketError>, SessionError> {
+        let Some(conn) = self.slots[slot].conn.as_mut() else {
+            return Ok(Err(PacketError::Closed));
+        };
+        let client = &mut self.client;
+        loop {
+            // Past this much read-ahead the client waits for its answer
+            // first (TCP back-pressure), as it would with the server.
+            let watch = client.rbuf.len() < CLIENT_READ_AHEAD;
+            tokio::select! {
+                biased;
+                r = conn.io.fill() => return Ok(r),
+                r = client.fill(), if watch => r.map_err(SessionError::from_packet)?,
+            }
+        }
     }
 
     /// Writes the command to slot `slot`: a buffered packet in one write

@@ -316,6 +316,19 @@ fn after_for(c: &Classification, sql: &[u8]) -> After {
     a
 }
 
+/// Post-response actions for an executed prepared statement: as for its
+/// text, except that a SET or USE with placeholders cannot be replayed as
+/// text, so the connection that ran it is kept instead (a pin). A prepared
+/// `CREATE TEMPORARY TABLE`, `GET_LOCK(?)` or `LOCK TABLES` pins as its text does.
+pub(super) fn after_prepared(c: &Classification, sql: &[u8]) -> After {
+    let mut a = after_for(c, sql);
+    let replayable = a.record.take().is_some() | a.database.take().is_some();
+    if replayable && a.pin.is_none() {
+        a.pin = Some(PIN_STATEMENT_STATE);
+    }
+    a
+}
+
 /// True for statements that may change data (and so start a
 /// read-your-writes wait): anything but reads and session/transaction control.
 pub(super) fn writes(c: &Classification) -> bool {

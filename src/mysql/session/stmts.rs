@@ -18,7 +18,6 @@ use std::sync::Arc;
 use bytes::Buf;
 
 use super::relay::RelayOpts;
-use super::route::After;
 use super::{Session, SessionError};
 use crate::mysql::backend::BackendConn;
 use crate::mysql::classify::{self, Classification};
@@ -132,13 +131,17 @@ pub(super) async fn command_on(
     expect: Expect,
     deprecate_eof: bool,
 ) -> Result<Outcome, PacketError> {
+    conn.awaiting_response = expect != Expect::Nothing;
     conn.io.write_packet(0, packet).await?;
     let mut scanner = Scanner::new(expect, deprecate_eof);
     loop {
         let (n, step) = scanner.scan(&conn.io.rbuf);
         conn.io.rbuf.advance(n);
         match step {
-            Step::Done => return Ok(scanner.outcome()),
+            Step::Done => {
+                conn.awaiting_response = false;
+                return Ok(scanner.outcome());
+            }
             // tandem never sends LOAD DATA LOCAL itself: refuse the file.
             Step::LocalInfile => conn.io.write_packet(2, &[]).await.map(|_| ())?,
             Step::NeedMore => conn.io.fill().await?,
@@ -220,8 +223,9 @@ impl Session {
                 &self.shared.config.routing,
             ),
         };
-        // A copy: routing borrows the session mutably.
+        // Copies: routing borrows the session mutably.
         let class = stmt.class.clone();
+        let sql = stmt.sql.clone();
         let cursor = self.client.rbuf.get(9).is_some_and(|&f| f != 0);
         for _attempt in 0..4 {
             let (slot, reason) = self.resolve_consistent(intent.clone(), &class).await?;
@@ -248,7 +252,7 @@ impl Session {
             };
             let in_flight = self.slots[slot].backend.health.start_statement();
             let outcome = self
-                .relay_with(slot, COM_STMT_EXECUTE, Expect::Results, len, opts)
+                .relay_with(slot, COM_STMT_EXECUTE, Expect::Execute, len, opts)
                 .await;
             drop(in_flight);
             let outcome = match outcome {
@@ -266,7 +270,7 @@ impl Session {
                 stmt.long_data = None;
                 stmt.cursor = open_cursor.then_some(slot);
             }
-            self.after_statement(slot, &outcome, After::default());
+            self.after_statement(slot, &outcome, super::route::after_prepared(&class, &sql));
             let wrote = super::route::writes(&class);
             self.note_write(slot, wrote, outcome.error).await;
             return Ok(());

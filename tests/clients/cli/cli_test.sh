@@ -77,6 +77,22 @@ expect_error "bad query: exit 1 and error 1064" "SELEC 1" 1064
 expect_error "unknown table: error 1146" "SELECT * FROM cli_no_such_$$" 1146
 expect_error "duplicate key: error 1062" "INSERT INTO $T VALUES (1, 'again')" 1062
 
+# A compound statement that used a cursor: MariaDB flags its result with CURSOR_EXISTS, yet the
+# rows follow. Then a second statement on the same connection must still be answered.
+out=$(cli -N -B 2>&1 <<SQL
+DELIMITER \$\$
+BEGIN NOT ATOMIC DECLARE x INT; DECLARE c CURSOR FOR SELECT id FROM $T ORDER BY id; OPEN c; FETCH c INTO x; CLOSE c; SELECT 'x', x; END \$\$
+DELIMITER ;
+SELECT 'after', COUNT(*) FROM $T;
+SQL
+)
+expect "compound statement with a cursor, then another statement" $'x\t1\nafter\t203' "$out"
+
+# The character set of the handshake is the connection's, on every backend connection.
+bin() { cli --default-character-set=binary "$@"; }
+expect "handshake character set binary" $'binary\tbinary\tbinary' \
+    "$(bin -N -B -e 'SELECT @@character_set_client, @@character_set_connection, @@character_set_results' 2>&1)"
+
 if out=$(cli -N -B -e "DROP TABLE $T" 2>&1); then ok "drop table"; else not_ok "drop table" "$out"; fi
 
 echo "cli: $passed passed, $failed failed"
