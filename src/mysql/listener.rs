@@ -75,6 +75,9 @@ pub struct MysqlShared {
     pub server_version: ArcSwap<String>,
     /// Capabilities of the primary, to announce only what it supports.
     pub backend_caps: AtomicU32,
+    /// The primary's MariaDB extended capabilities (0: a MySQL primary, or
+    /// not known yet).
+    pub backend_ext_caps: AtomicU32,
     pub shutdown: CancellationToken,
     pub total_sessions: AtomicU64,
     /// Backend connection pools, one per session worker (see `pool`).
@@ -173,6 +176,7 @@ impl MysqlShared {
             rsa,
             server_version: ArcSwap::from_pointee(version),
             backend_caps: AtomicU32::new(u32::MAX),
+            backend_ext_caps: AtomicU32::new(0),
             shutdown,
             total_sessions: AtomicU64::new(0),
             pools: pools(&config.pool, workers),
@@ -280,6 +284,8 @@ impl MysqlShared {
             Ok(g) => {
                 self.note_backend_version(&g.version);
                 self.backend_caps.store(g.capabilities, Ordering::Relaxed);
+                self.backend_ext_caps
+                    .store(g.ext_capabilities, Ordering::Relaxed);
             }
             Err(e) => {
                 tracing::warn!(backend = %primary.name, error = %e, "cannot read the primary's version yet");

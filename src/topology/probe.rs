@@ -105,6 +105,7 @@ pub async fn connect(p: &Prober) -> Result<BackendConn, BackendError> {
         secret: &p.secret,
         database: None,
         capabilities: 0,
+        ext_capabilities: 0,
         collation: DEFAULT_COLLATION,
         attributes: None,
         timeout: p.connect_timeout,

@@ -155,6 +155,7 @@ async fn run_step(name: &str, db: &DbAction, step: Step) -> Result<(), String> {
         secret: &secret,
         database: None,
         capabilities: 0,
+        ext_capabilities: 0,
         collation: DEFAULT_COLLATION,
         attributes: None,
         timeout: Duration::from_millis(db.timeout_ms),

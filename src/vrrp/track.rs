@@ -200,6 +200,7 @@ async fn sql_value(
         secret: &secret,
         database: None,
         capabilities: 0,
+        ext_capabilities: 0,
         collation: DEFAULT_COLLATION,
         attributes: None,
         timeout: Duration::from_secs(5),

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use super::io::{PacketError, PacketIo, Stream};
 use super::protocol::auth::{self, Secret};
 use super::protocol::err::ServerError;
-use super::protocol::handshake::{BackendGreeting, ClientHello};
+use super::protocol::handshake::{BackendGreeting, ClientHello, CLIENT_MYSQL};
 use super::protocol::ok::OkInfo;
 use super::protocol::CapabilityFlags as Cap;
 
@@ -29,6 +29,8 @@ pub struct ConnectParams<'a> {
     pub database: Option<&'a str>,
     /// Capabilities the client negotiated with tandem.
     pub capabilities: u32,
+    /// MariaDB extended capabilities the client negotiated with tandem.
+    pub ext_capabilities: u32,
     pub collation: u8,
     pub attributes: Option<&'a [u8]>,
     pub timeout: Duration,
@@ -98,6 +100,13 @@ pub const RELAYABLE: u32 = Cap::CLIENT_LONG_PASSWORD.bits()
     | Cap::CLIENT_SESSION_TRACK.bits()
     | Cap::CLIENT_DEPRECATE_EOF.bits();
 
+/// MariaDB extended capabilities tandem relays: extended metadata only adds
+/// fields to column definitions, which the relay passes through unread.
+/// Progress reports (extra packets mid-statement), bulk execution (a command
+/// tandem does not route) and metadata caching (results without column
+/// definitions) would change what the response scanner must understand.
+pub const RELAYABLE_EXT: u32 = crate::mysql::protocol::handshake::ext::EXTENDED_METADATA;
+
 /// Limit for packets during the login exchange.
 const LOGIN_PACKET_LIMIT: usize = 1 << 20;
 
@@ -158,8 +167,13 @@ async fn connect_inner(p: &ConnectParams<'_>) -> Result<BackendConn, BackendErro
         | Cap::CLIENT_PROTOCOL_41.bits()
         | Cap::CLIENT_SECURE_CONNECTION.bits()
         | Cap::CLIENT_PLUGIN_AUTH.bits()
-        | Cap::CLIENT_LONG_PASSWORD.bits()
         | Cap::CLIENT_TRANSACTIONS.bits();
+    // A MariaDB server (CLIENT_MYSQL unset) reads extended capabilities only
+    // from a client that also leaves CLIENT_MYSQL unset.
+    let ext_caps = p.ext_capabilities & RELAYABLE_EXT & greeting.ext_capabilities;
+    if greeting.capabilities & CLIENT_MYSQL != 0 {
+        caps |= CLIENT_MYSQL;
+    }
     caps &= !Cap::CLIENT_CONNECT_WITH_DB.bits();
     if p.database.is_some() {
         caps |= Cap::CLIENT_CONNECT_WITH_DB.bits();
@@ -174,6 +188,7 @@ async fn connect_inner(p: &ConnectParams<'_>) -> Result<BackendConn, BackendErro
             caps |= Cap::CLIENT_SSL.bits();
             let req = ClientHello {
                 capabilities: caps,
+                ext_capabilities: ext_caps,
                 max_packet: p.max_packet,
                 collation: p.collation,
                 ssl_request: true,
@@ -194,6 +209,7 @@ async fn connect_inner(p: &ConnectParams<'_>) -> Result<BackendConn, BackendErro
     let token = auth_token(plugin, p.secret, &greeting.scramble, tls)?;
     let hello = ClientHello {
         capabilities: caps,
+        ext_capabilities: ext_caps,
         max_packet: p.max_packet,
         collation: p.collation,
         ssl_request: false,

@@ -36,6 +36,8 @@ pub struct PoolKey {
     /// The client's capabilities that reach the backend (`RELAYABLE`),
     /// without those that only matter at login.
     pub caps: u32,
+    /// MariaDB extended capabilities (`RELAYABLE_EXT`).
+    pub ext_caps: u32,
     pub collation: u8,
 }
 

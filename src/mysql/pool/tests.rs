@@ -40,6 +40,7 @@ async fn fake(pool: &Pool, backend: &Arc<str>, key: &Arc<PoolKey>) -> PooledConn
         io: PacketIo::new(Stream::Plain(client.unwrap())),
         thread_id: 1,
         capabilities: 0,
+        ext_capabilities: 0,
         version: "test".into(),
         status: 2,
         awaiting_response: false,

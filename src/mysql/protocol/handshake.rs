@@ -3,19 +3,53 @@
 //!
 //! ```text
 //! HandshakeV10 (server -> client)
-//! +----+-----------------+---------+--------------+---+-----------+---------+--------+------------+---------+------------+---------------+--------------+
-//! | 10 | version str NUL | id int4 | scramble[0..8]| 0 | caps lo 2 | charset | status | caps hi 2  | auth len| reserved 10| scramble[8..]+0| plugin NUL   |
-//! +----+-----------------+---------+--------------+---+-----------+---------+--------+------------+---------+------------+---------------+--------------+
+//! +----+-----------------+---------+--------------+---+-----------+---------+--------+------------+---------+-----------+---------+---------------+--------------+
+//! | 10 | version str NUL | id int4 | scramble[0..8]| 0 | caps lo 2 | charset | status | caps hi 2  | auth len| filler 6  | ext 4   | scramble[8..]+0| plugin NUL   |
+//! +----+-----------------+---------+--------------+---+-----------+---------+--------+------------+---------+-----------+---------+---------------+--------------+
 //!
 //! HandshakeResponse41 (client -> server)
-//! +--------+--------------+---------+-----------+----------+-----------------------+-----------+------------+-------------+
-//! | caps 4 | max packet 4 | charset | filler 23 | user NUL | auth (lenenc or len1) | [db NUL]  | [plugin NUL]| [attrs lenenc]|
-//! +--------+--------------+---------+-----------+----------+-----------------------+-----------+------------+-------------+
+//! +--------+--------------+---------+-----------+-------+----------+-----------------------+-----------+------------+-------------+
+//! | caps 4 | max packet 4 | charset | filler 19 | ext 4 | user NUL | auth (lenenc or len1) | [db NUL]  | [plugin NUL]| [attrs lenenc]|
+//! +--------+--------------+---------+-----------+-------+----------+-----------------------+-----------+------------+-------------+
 //! SSLRequest = the first 32 bytes only, with CLIENT_SSL set.
 //! ```
+//!
+//! `ext 4` are MariaDB's extended capabilities (capability bits 32..63), sent
+//! only by a side that leaves `CLIENT_MYSQL` (bit 0, the old
+//! CLIENT_LONG_PASSWORD) unset: MariaDB "Connection" page, "Initial
+//! handshake packet" and "Handshake response packet". Elsewhere they are
+//! reserved zeros.
 
 use super::wire::{put_lenenc, put_lenenc_bytes, put_u16, put_u32, Reader, WireError};
 use super::CapabilityFlags as Cap;
+
+/// Capability bit 0: set by MySQL peers; MariaDB leaves it unset and uses
+/// the extended capabilities instead.
+pub const CLIENT_MYSQL: u32 = 1;
+
+/// MariaDB extended capabilities (bits 32.. of the 64-bit capability word,
+/// here as bits 0.. of the extended word).
+pub mod ext {
+    /// MARIADB_CLIENT_PROGRESS: progress report packets during a statement.
+    pub const PROGRESS: u32 = 1 << 0;
+    /// MARIADB_CLIENT_STMT_BULK_OPERATIONS: COM_STMT_BULK_EXECUTE.
+    pub const STMT_BULK_OPERATIONS: u32 = 1 << 2;
+    /// MARIADB_CLIENT_EXTENDED_METADATA: column definitions carry the
+    /// extended type (`json`, `uuid`, `inet6`...) and format.
+    pub const EXTENDED_METADATA: u32 = 1 << 3;
+    /// MARIADB_CLIENT_CACHE_METADATA: executes may skip the metadata.
+    pub const CACHE_METADATA: u32 = 1 << 4;
+}
+
+/// The extended capabilities of a peer whose capability word is `caps`:
+/// zero for a MySQL peer (`CLIENT_MYSQL` set), whatever the bytes say.
+fn ext_caps_of(caps: u32, raw: u32) -> u32 {
+    if caps & CLIENT_MYSQL == 0 {
+        raw
+    } else {
+        0
+    }
+}
 
 /// The greeting tandem sends to a client.
 #[derive(Debug, Clone)]
@@ -24,6 +58,8 @@ pub struct ServerGreeting<'a> {
     pub connection_id: u32,
     pub scramble: [u8; 20],
     pub capabilities: u32,
+    /// MariaDB extended capabilities; sent only without `CLIENT_MYSQL`.
+    pub ext_capabilities: u32,
     pub collation: u8,
     pub status: u16,
     pub auth_plugin: &'a str,
@@ -36,6 +72,8 @@ pub struct BackendGreeting {
     pub connection_id: u32,
     pub scramble: Vec<u8>,
     pub capabilities: u32,
+    /// MariaDB extended capabilities (0 from a MySQL server).
+    pub ext_capabilities: u32,
     pub collation: u8,
     pub status: u16,
     pub auth_plugin: String,
@@ -45,6 +83,8 @@ pub struct BackendGreeting {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientHello {
     pub capabilities: u32,
+    /// MariaDB extended capabilities (0 from a MySQL client).
+    pub ext_capabilities: u32,
     pub max_packet: u32,
     pub collation: u8,
     pub ssl_request: bool,
@@ -72,7 +112,11 @@ impl ServerGreeting<'_> {
         put_u16(&mut out, self.status);
         put_u16(&mut out, (self.capabilities >> 16) as u16);
         out.push(21);
-        out.extend_from_slice(&[0u8; 10]);
+        out.extend_from_slice(&[0u8; 6]);
+        put_u32(
+            &mut out,
+            ext_caps_of(self.capabilities, self.ext_capabilities),
+        );
         out.extend_from_slice(&self.scramble[8..]);
         out.push(0);
         out.extend_from_slice(self.auth_plugin.as_bytes());
@@ -101,8 +145,10 @@ impl BackendGreeting {
         };
         let capabilities = caps_lo | caps_hi << 16;
         let mut auth_plugin = String::new();
+        let mut ext_capabilities = 0;
         if !r.is_empty() {
-            r.skip(10)?;
+            r.skip(6)?;
+            ext_capabilities = ext_caps_of(capabilities, r.u32()?);
             if capabilities & Cap::CLIENT_SECURE_CONNECTION.bits() != 0 {
                 let n = usize::from(auth_len).saturating_sub(9).max(12);
                 scramble.extend_from_slice(r.take(n)?);
@@ -117,6 +163,7 @@ impl BackendGreeting {
             connection_id,
             scramble,
             capabilities,
+            ext_capabilities,
             collation,
             status,
             auth_plugin,
@@ -140,9 +187,11 @@ impl ClientHello {
         }
         let max_packet = r.u32()?;
         let collation = r.u8()?;
-        r.skip(23)?;
+        r.skip(19)?;
+        let ext_capabilities = ext_caps_of(capabilities, r.u32()?);
         let mut hello = ClientHello {
             capabilities,
+            ext_capabilities,
             max_packet,
             collation,
             ..Default::default()
@@ -181,7 +230,11 @@ impl ClientHello {
         put_u32(&mut out, self.capabilities);
         put_u32(&mut out, self.max_packet);
         out.push(self.collation);
-        out.extend_from_slice(&[0u8; 23]);
+        out.extend_from_slice(&[0u8; 19]);
+        put_u32(
+            &mut out,
+            ext_caps_of(self.capabilities, self.ext_capabilities),
+        );
         if self.ssl_request {
             return out;
         }
@@ -241,6 +294,7 @@ mod tests {
             connection_id: 42,
             scramble: *b"abcdefghijklmnopqrst",
             capabilities: 0xF7FE | Cap::CLIENT_PLUGIN_AUTH.bits() | Cap::CLIENT_PROTOCOL_41.bits(),
+            ext_capabilities: ext::EXTENDED_METADATA | ext::CACHE_METADATA,
             collation: 45,
             status: 2,
             auth_plugin: "mysql_native_password",
@@ -251,6 +305,16 @@ mod tests {
         assert_eq!(p.scramble, b"abcdefghijklmnopqrst");
         assert_eq!(p.auth_plugin, "mysql_native_password");
         assert_eq!(p.capabilities, g.capabilities);
+        assert_eq!(p.ext_capabilities, g.ext_capabilities);
+        let mysql = ServerGreeting {
+            capabilities: g.capabilities | CLIENT_MYSQL,
+            ..g
+        };
+        let p = BackendGreeting::parse(&mysql.encode()).unwrap();
+        assert_eq!(
+            p.ext_capabilities, 0,
+            "a MySQL greeting has no extended capabilities"
+        );
     }
 
     #[test]
@@ -265,6 +329,7 @@ mod tests {
         put_attribute(&mut attrs, "_client_name", "x");
         let h = ClientHello {
             capabilities: caps.bits(),
+            ext_capabilities: ext::EXTENDED_METADATA,
             max_packet: 1 << 24,
             collation: 45,
             ssl_request: false,
@@ -275,6 +340,27 @@ mod tests {
             attributes: Some(attrs),
         };
         assert_eq!(ClientHello::parse(&h.encode()).unwrap(), h);
+        let mysql = ClientHello {
+            capabilities: h.capabilities | CLIENT_MYSQL,
+            ..h.clone()
+        };
+        let parsed = ClientHello::parse(&mysql.encode()).unwrap();
+        assert_eq!(parsed.ext_capabilities, 0);
+    }
+
+    /// The bytes MariaDB Connector/C (mysql2 alike) sends: CLIENT_MYSQL
+    /// unset and EXTENDED_METADATA in the last 4 filler bytes.
+    #[test]
+    fn extended_capabilities_sit_in_the_last_four_filler_bytes() {
+        let caps = (Cap::CLIENT_PROTOCOL_41 | Cap::CLIENT_SECURE_CONNECTION).bits();
+        let mut p = caps.to_le_bytes().to_vec();
+        p.extend_from_slice(&[0, 0, 0, 1, 45]);
+        p.extend_from_slice(&[0; 19]);
+        p.extend_from_slice(&8u32.to_le_bytes());
+        p.extend_from_slice(b"app\0\0");
+        let h = ClientHello::parse(&p).unwrap();
+        assert_eq!(h.ext_capabilities, ext::EXTENDED_METADATA);
+        assert_eq!(&h.encode()[..p.len()], &p[..]);
     }
 
     #[test]

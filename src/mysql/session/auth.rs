@@ -12,11 +12,14 @@ use rsa::Oaep;
 
 use super::SessionError;
 use crate::metrics::RejectReason;
+use crate::mysql::backend::RELAYABLE_EXT;
 use crate::mysql::io::{PacketError, PacketIo, Stream};
 use crate::mysql::listener::{MysqlShared, UserEntry};
 use crate::mysql::protocol::auth::{self, Secret};
 use crate::mysql::protocol::err::{ServerError, ER_SECURE_TRANSPORT_REQUIRED};
-use crate::mysql::protocol::handshake::{auth_switch_request, ClientHello, ServerGreeting};
+use crate::mysql::protocol::handshake::{
+    auth_switch_request, ClientHello, ServerGreeting, CLIENT_MYSQL,
+};
 use crate::mysql::protocol::{CapabilityFlags as Cap, StatusFlags, DEFAULT_COLLATION};
 
 /// Capabilities tandem offers clients (further limited to the primary's).
@@ -42,11 +45,12 @@ const OFFERED: u32 = Cap::CLIENT_LONG_PASSWORD.bits()
     | Cap::CLIENT_SESSION_TRACK.bits()
     | Cap::CLIENT_DEPRECATE_EOF.bits();
 
-/// Capabilities always present in what tandem announces.
+/// Capabilities always present in what tandem announces. CLIENT_MYSQL
+/// (CLIENT_LONG_PASSWORD) is announced as the primary does: a MariaDB
+/// primary leaves it unset and offers extended capabilities instead.
 const REQUIRED: u32 = Cap::CLIENT_PROTOCOL_41.bits()
     | Cap::CLIENT_SECURE_CONNECTION.bits()
     | Cap::CLIENT_PLUGIN_AUTH.bits()
-    | Cap::CLIENT_LONG_PASSWORD.bits()
     | Cap::CLIENT_TRANSACTIONS.bits();
 
 const AUTH_PACKET_LIMIT: usize = 64 * 1024;
@@ -78,12 +82,17 @@ pub async fn handshake(
     if shared.tls.is_some() {
         caps |= Cap::CLIENT_SSL.bits();
     }
+    let ext_caps = shared
+        .backend_ext_caps
+        .load(std::sync::atomic::Ordering::Relaxed)
+        & RELAYABLE_EXT;
     let version = shared.server_version.load_full();
     let greeting = ServerGreeting {
         version: &version,
         connection_id: id,
         scramble,
         capabilities: caps,
+        ext_capabilities: ext_caps,
         collation: DEFAULT_COLLATION,
         status: StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits(),
         auth_plugin: shared.default_plugin(),
@@ -135,6 +144,11 @@ pub async fn handshake(
         return Err((Some(io), SessionError::Refused(e, seq)));
     }
     hello.capabilities &= caps;
+    hello.ext_capabilities &= if caps & CLIENT_MYSQL == 0 {
+        ext_caps
+    } else {
+        0
+    };
     let using_password = !hello.auth_response.is_empty();
     let Some(user) = shared.users.get(&hello.user).cloned() else {
         shared

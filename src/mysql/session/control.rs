@@ -160,6 +160,7 @@ impl Session {
             secret: &self.secret,
             database: None,
             capabilities: self.caps & !Cap::CLIENT_CONNECT_ATTRS.bits(),
+            ext_capabilities: 0,
             collation: self.collation,
             attributes: None,
             timeout: Duration::from_millis(self.shared.config.backend_connect_timeout_ms),
@@ -259,7 +260,7 @@ impl Session {
         };
         self.slots = vec![Slot::new(primary)];
         self.shared.release_user_slot(&self.user.name);
-        self.key = pooling::pool_key(&user.name, self.caps, collation);
+        self.key = pooling::pool_key(&user.name, self.caps, self.ext_caps, collation);
         self.state_owner = pooling::new_owner();
         self.current_slot = None;
         self.state = StateLog::default();

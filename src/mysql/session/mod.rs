@@ -90,6 +90,8 @@ pub struct Session {
     secret: Secret,
     /// Capabilities negotiated with the client (and so with the backend).
     caps: u32,
+    /// MariaDB extended capabilities negotiated with the client.
+    ext_caps: u32,
     collation: u8,
     database: Option<String>,
     attributes: Option<Vec<u8>>,
@@ -246,7 +248,12 @@ impl Session {
             handle,
             client: io,
             client_ip,
-            key: pooling::pool_key(&login.user.name, hello.capabilities, hello.collation),
+            key: pooling::pool_key(
+                &login.user.name,
+                hello.capabilities,
+                hello.ext_capabilities,
+                hello.collation,
+            ),
             state_owner: pooling::new_owner(),
             hold: None,
             consistency: login
@@ -257,6 +264,7 @@ impl Session {
             user: login.user,
             secret: login.secret,
             caps: hello.capabilities,
+            ext_caps: hello.ext_capabilities,
             collation: hello.collation,
             database: None,
             attributes: hello.attributes,

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::Session;
 use crate::mysql::backend::BackendError;
-use crate::mysql::backend::{ConnectParams, RELAYABLE};
+use crate::mysql::backend::{ConnectParams, RELAYABLE, RELAYABLE_EXT};
 use crate::mysql::pool::{AcquireError, PoolKey, PooledConn, DIRTY, FRESH};
 use crate::mysql::protocol::command::{Expect, COM_RESET_CONNECTION};
 use crate::mysql::protocol::err::{self, ServerError};
@@ -39,12 +39,17 @@ pub(super) fn new_owner() -> u64 {
 }
 
 /// The pool key of a session: its user, and the client capabilities that
-/// reach a backend (those that only matter at login are left out).
-pub(super) fn pool_key(user: &str, caps: u32, collation: u8) -> Arc<PoolKey> {
-    let login_only = Cap::CLIENT_CONNECT_WITH_DB.bits() | Cap::CLIENT_CONNECT_ATTRS.bits();
+/// reach a backend (those that only matter at login are left out), MariaDB's
+/// extended ones included: they change the wire format too (extended
+/// metadata in column definitions).
+pub(super) fn pool_key(user: &str, caps: u32, ext_caps: u32, collation: u8) -> Arc<PoolKey> {
+    let login_only = Cap::CLIENT_CONNECT_WITH_DB.bits()
+        | Cap::CLIENT_CONNECT_ATTRS.bits()
+        | crate::mysql::protocol::handshake::CLIENT_MYSQL;
     Arc::new(PoolKey {
         user: Arc::from(user),
         caps: caps & RELAYABLE & !login_only,
+        ext_caps: ext_caps & RELAYABLE_EXT,
         collation,
     })
 }
@@ -86,6 +91,7 @@ impl Session {
             secret: &self.secret,
             database: None,
             capabilities: self.key.caps,
+            ext_capabilities: self.key.ext_caps,
             collation: self.key.collation,
             attributes: None,
             timeout: Duration::from_millis(self.shared.config.backend_connect_timeout_ms),

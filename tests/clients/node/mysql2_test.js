@@ -133,6 +133,16 @@ async function main() {
     assert.equal(seed.title, 'Hello world 👋');
   });
 
+  // MariaDB's extended metadata (MARIADB_CLIENT_EXTENDED_METADATA, asked for by mysql2 when the
+  // server offers it) marks JSON_EXTRACT's column as json: mysql2 then parses it.
+  await check('extended metadata: json column parsed (query and execute)', async () => {
+    const sql = `SELECT JSON_EXTRACT('{"a": [1, 2]}', '$') AS j`;
+    const [[q]] = await c.query(sql);
+    assert.deepEqual(q.j, { a: [1, 2] });
+    const [[e]] = await c.execute(sql);
+    assert.deepEqual(e.j, { a: [1, 2] });
+  });
+
   await check('drop table', () => c.query(`DROP TABLE ${t}`));
   return finish(c);
 }
