@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::backend::{self, BackendTls};
 use super::io::{PacketIo, Stream};
-use super::pool::{Pool, PoolStats};
+use super::pool::{OpenStmts, Pool, PoolStats};
 use super::protocol::auth;
 use super::protocol::err::ServerError;
 use super::session::{self, rsa_keys::RsaKeys};
@@ -82,6 +82,8 @@ pub struct MysqlShared {
     pub total_sessions: AtomicU64,
     /// Backend connection pools, one per session worker (see `pool`).
     pub pools: Vec<Arc<Pool>>,
+    /// Prepared statements clients hold, by text, over all workers.
+    pub open_stmts: OpenStmts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +182,7 @@ impl MysqlShared {
             shutdown,
             total_sessions: AtomicU64::new(0),
             pools: pools(&config.pool, workers),
+            open_stmts: OpenStmts::default(),
             config,
         }))
     }

@@ -16,4 +16,5 @@ mod monitor;
 mod pool;
 mod protocol;
 mod split;
+mod stmt_limit;
 mod vrrp;

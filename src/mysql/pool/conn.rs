@@ -208,6 +208,25 @@ impl StmtCache {
         self.map.remove(sql).map(|s| s.id)
     }
 
+    /// True when a cached statement's text is not `in_use`.
+    pub fn any_unused(&self, in_use: &dyn Fn(&[u8]) -> bool) -> bool {
+        self.map.keys().any(|sql| !in_use(sql))
+    }
+
+    /// Forgets every statement whose text is not `in_use`; returns their
+    /// backend ids, to be closed.
+    pub fn evict_unused(&mut self, in_use: &dyn Fn(&[u8]) -> bool) -> Vec<u32> {
+        let mut ids = Vec::new();
+        self.map.retain(|sql, s| {
+            let keep = in_use(sql);
+            if !keep {
+                ids.push(s.id);
+            }
+            keep
+        });
+        ids
+    }
+
     /// The server dropped every statement (COM_RESET_CONNECTION).
     pub fn clear(&mut self) {
         self.map.clear();

@@ -82,6 +82,17 @@ struct Shared {
     backends: Mutex<HashMap<Arc<str>, BackendPool>>,
 }
 
+/// SQL texts of the statements clients hold prepared (on every worker),
+/// with how many hold each: a cached backend statement whose text nobody
+/// holds may be closed when the server's `max_prepared_stmt_count` is
+/// reached.
+#[derive(Default)]
+pub struct OpenStmts {
+    // Std mutex: taken once per client PREPARE and CLOSE, never across an
+    // await; shared by the workers, whose pools all cache statements.
+    map: Mutex<HashMap<Arc<[u8]>, usize>>,
+}
+
 #[derive(Default)]
 struct BackendPool {
     open: usize,
@@ -290,6 +301,24 @@ impl Pool {
         }
     }
 
+    /// Takes out the idle connections to `backend` that cache statements
+    /// whose text is not `in_use`, for the caller to close those statements
+    /// and release the connections again.
+    pub fn take_idle_with_unused_stmts(
+        &self,
+        backend: &str,
+        in_use: &dyn Fn(&[u8]) -> bool,
+    ) -> Vec<PooledConn> {
+        let unused = |c: &PooledConn| c.stmts.any_unused(in_use);
+        let mut map = self.inner.lock();
+        let Some(bp) = map.get_mut(backend) else {
+            return Vec::new();
+        };
+        let (take, keep) = bp.idle.drain(..).partition(|c| unused(c));
+        bp.idle = keep;
+        take
+    }
+
     /// Closes idle connections past `idle_timeout_ms` or `max_lifetime_ms`,
     /// keeping `min_idle` per backend and key.
     pub fn sweep(&self) {
@@ -389,6 +418,36 @@ pub fn accepts_work(b: &Backend) -> bool {
         b.state,
         BackendState::Down | BackendState::Maintenance | BackendState::Draining
     )
+}
+
+// === impl OpenStmts ===
+
+impl OpenStmts {
+    /// A client prepared a statement with this text.
+    pub fn opened(&self, sql: &Arc<[u8]>) {
+        *self.lock().entry(sql.clone()).or_default() += 1;
+    }
+
+    /// A client closed (or lost, with its session) a statement with this text.
+    pub fn closed(&self, sql: &[u8]) {
+        let mut open = self.lock();
+        if let Some(n) = open.get_mut(sql) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(sql);
+            }
+        }
+    }
+
+    /// The texts clients hold now (a copy, to test many cached statements
+    /// against without holding the lock).
+    pub fn snapshot(&self) -> std::collections::HashSet<Arc<[u8]>> {
+        self.lock().keys().cloned().collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<[u8]>, usize>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 // === impl Shared ===

@@ -27,6 +27,7 @@ fn key(user: &str) -> Arc<PoolKey> {
     Arc::new(PoolKey {
         user: Arc::from(user),
         caps: 0,
+        ext_caps: 0,
         collation: 45,
     })
 }
@@ -40,7 +41,6 @@ async fn fake(pool: &Pool, backend: &Arc<str>, key: &Arc<PoolKey>) -> PooledConn
         io: PacketIo::new(Stream::Plain(client.unwrap())),
         thread_id: 1,
         capabilities: 0,
-        ext_capabilities: 0,
         version: "test".into(),
         status: 2,
         awaiting_response: false,
@@ -63,6 +63,7 @@ fn refused<'a>(secret: &'a Secret) -> ConnectParams<'a> {
         secret,
         database: None,
         capabilities: 0,
+        ext_capabilities: 0,
         collation: 45,
         attributes: None,
         timeout: Duration::from_secs(1),

@@ -158,6 +158,19 @@ pub fn header_len(h: &[u8]) -> usize {
     usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16
 }
 
+/// The payload of the last packet in `bytes` (whole packets only).
+pub fn last_packet(bytes: &[u8]) -> Option<&[u8]> {
+    let mut pos = 0;
+    let mut last = None;
+    while bytes.len() >= pos + 4 {
+        let len = header_len(&bytes[pos..]);
+        let end = (pos + 4 + len).min(bytes.len());
+        last = Some(&bytes[pos + 4..end]);
+        pos = end;
+    }
+    last
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

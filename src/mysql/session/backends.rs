@@ -5,14 +5,12 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::Buf;
-
 use super::Session;
 use crate::mysql::io::PacketError;
 use crate::mysql::pool::PooledConn;
 use crate::mysql::protocol::command::{Expect, COM_QUERY};
 use crate::mysql::protocol::err::ServerError;
-use crate::mysql::protocol::response::{Scanner, Step};
+use crate::mysql::protocol::wire::last_packet;
 use crate::mysql::protocol::CapabilityFlags as Cap;
 use crate::topology::Backend;
 
@@ -142,27 +140,13 @@ impl Session {
         let mut q = Vec::with_capacity(sql.len() + 1);
         q.push(COM_QUERY);
         q.extend_from_slice(sql);
-        let conn = self.slots[i].conn();
-        conn.awaiting_response = true;
-        conn.io.write_packet(0, &q).await?;
         let deprecate = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
-        let mut scanner = Scanner::new(Expect::Results, deprecate);
         let mut seen = Vec::new();
-        loop {
-            let (n, step) = scanner.scan(&conn.io.rbuf);
-            seen.extend_from_slice(&conn.io.rbuf[..n]);
-            conn.io.rbuf.advance(n);
-            match step {
-                Step::Done => {
-                    conn.awaiting_response = false;
-                    break;
-                }
-                // tandem never sends LOAD DATA LOCAL itself: refuse the file.
-                Step::LocalInfile => conn.io.write_packet(2, &[]).await.map(|_| ())?,
-                Step::NeedMore => conn.io.fill().await?,
-            }
-        }
-        if !scanner.outcome().error {
+        let conn = self.slots[i].conn();
+        let outcome =
+            super::stmts::command_collect(conn, &q, Expect::Results, deprecate, Some(&mut seen))
+                .await?;
+        if !outcome.error {
             return Ok(None);
         }
         Ok(last_packet(&seen).and_then(ServerError::parse))
@@ -196,17 +180,4 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = slot.backend.name.clone();
     }
-}
-
-/// The payload of the last packet in `bytes` (whole packets only).
-fn last_packet(bytes: &[u8]) -> Option<&[u8]> {
-    let mut pos = 0;
-    let mut last = None;
-    while bytes.len() >= pos + 4 {
-        let len = crate::mysql::protocol::wire::header_len(&bytes[pos..]);
-        let end = (pos + 4 + len).min(bytes.len());
-        last = Some(&bytes[pos + 4..end]);
-        pos = end;
-    }
-    last
 }

@@ -264,7 +264,7 @@ impl Session {
         self.state_owner = pooling::new_owner();
         self.current_slot = None;
         self.state = StateLog::default();
-        self.stmts.clear();
+        self.forget_client_stmts();
         self.pinned = None;
         self.ro_txn_slot = None;
         self.last_slot = None;

@@ -493,7 +493,7 @@ impl Session {
             // state; the database stays selected.
             let conn = self.slots[slot].conn();
             conn.stmts.clear();
-            self.stmts.clear();
+            self.forget_client_stmts();
             self.state.clear();
             self.state_owner = pooling::new_owner();
             if let Some(db) = self.database.clone() {
@@ -566,6 +566,7 @@ impl Session {
         }
         // Connections go back to the pool, reset first if this session
         // left a transaction, locks or temporary tables on them.
+        self.forget_client_stmts();
         self.return_all().await;
     }
 }

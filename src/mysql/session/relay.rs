@@ -23,16 +23,13 @@ const CR_SERVER_LOST: u16 = 2013;
 /// backend (pipelined commands), before tandem stops reading from it.
 const CLIENT_READ_AHEAD: usize = 1 << 20;
 
-/// Changes to a relayed command and its response (prepared statements).
+/// Changes to a relayed command (prepared statements).
 #[derive(Debug, Default)]
 pub(super) struct RelayOpts {
     /// The command packet (header included) to send instead of the client's
     /// bytes, which are still consumed: a statement id or parameter types
     /// rewritten for the backend.
     pub packet: Option<Vec<u8>>,
-    /// COM_STMT_PREPARE: the statement id the client sees, written over the
-    /// backend's in the PREPARE_OK packet.
-    pub prepare_id: Option<u32>,
 }
 
 // === impl Session ===
@@ -71,21 +68,12 @@ impl Session {
         // mid-response (an error, a client that leaves) is never pooled.
         self.slots[slot].conn().awaiting_response = true;
         let mut unconsumed = self.forward_command(slot, len, opts.packet).await?;
-        let mut prepare_id = opts.prepare_id;
         let deprecate_eof = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
         let mut scanner = Scanner::new(expect, deprecate_eof);
         let mut relayed = 0usize;
         loop {
             let conn = self.slots[slot].conn();
             let (n, step) = scanner.scan(&conn.io.rbuf);
-            if let (Some(id), true) = (prepare_id, n >= 9) {
-                // The first packet is whole (it is never streamed): put the
-                // client's statement id in the PREPARE_OK.
-                if conn.io.rbuf[4] == 0x00 {
-                    conn.io.rbuf[5..9].copy_from_slice(&id.to_le_bytes());
-                }
-                prepare_id = None;
-            }
             if n > 0 {
                 if let Some(k) = unconsumed.take() {
                     self.client.rbuf.advance_by(k);
@@ -263,7 +251,7 @@ impl Session {
     /// The backend connection broke. If nothing of the response reached the
     /// client yet, it gets a clear ERR; either way the session ends, because
     /// its server-side state (transaction, variables) is gone.
-    async fn backend_lost(
+    pub(super) async fn backend_lost(
         &mut self,
         slot: usize,
         nothing_sent: bool,

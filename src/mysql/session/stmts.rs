@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Buf;
+use tokio::io::AsyncWriteExt;
 
 use super::relay::RelayOpts;
 use super::{Session, SessionError};
@@ -24,7 +25,7 @@ use crate::mysql::classify::{self, Classification};
 use crate::mysql::io::{frame_into, PacketError};
 use crate::mysql::pool::conn_close_packet;
 use crate::mysql::protocol::command::{
-    Expect, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET,
+    Expect, COM_PING, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET,
     COM_STMT_SEND_LONG_DATA,
 };
 use crate::mysql::protocol::err::ServerError;
@@ -35,6 +36,9 @@ use crate::mysql::router::{self, Intent, Reason};
 
 /// MariaDB: statement id -1 means "the last one prepared".
 const LAST_PREPARED: u32 = u32::MAX;
+
+/// "Can't create more than max_prepared_stmt_count statements".
+const ER_MAX_PREPARED_STMT_COUNT_REACHED: u16 = 1461;
 
 /// One client-visible prepared statement.
 pub(super) struct Stmt {
@@ -131,11 +135,26 @@ pub(super) async fn command_on(
     expect: Expect,
     deprecate_eof: bool,
 ) -> Result<Outcome, PacketError> {
+    command_collect(conn, packet, expect, deprecate_eof, None).await
+}
+
+/// [`command_on`], keeping the response's bytes (packet headers included)
+/// in `keep` when given.
+pub(super) async fn command_collect(
+    conn: &mut BackendConn,
+    packet: &[u8],
+    expect: Expect,
+    deprecate_eof: bool,
+    mut keep: Option<&mut Vec<u8>>,
+) -> Result<Outcome, PacketError> {
     conn.awaiting_response = expect != Expect::Nothing;
     conn.io.write_packet(0, packet).await?;
     let mut scanner = Scanner::new(expect, deprecate_eof);
     loop {
         let (n, step) = scanner.scan(&conn.io.rbuf);
+        if let Some(out) = keep.as_deref_mut() {
+            out.extend_from_slice(&conn.io.rbuf[..n]);
+        }
         conn.io.rbuf.advance(n);
         match step {
             Step::Done => {
@@ -147,6 +166,32 @@ pub(super) async fn command_on(
             Step::NeedMore => conn.io.fill().await?,
         }
     }
+}
+
+/// The error code of an ERR packet that ends `bytes` (whole packets).
+fn last_error_code(bytes: &[u8]) -> Option<u16> {
+    let last = crate::mysql::protocol::wire::last_packet(bytes)?;
+    (last.first() == Some(&0xFF)).then(|| ServerError::parse(last).map(|e| e.code))?
+}
+
+/// Closes backend statements `ids` on `conn`, then waits for a COM_PING's
+/// answer: the server has freed them before the caller prepares again.
+async fn close_stmts(conn: &mut BackendConn, ids: &[u32], deprecate_eof: bool) -> bool {
+    for id in ids {
+        if conn
+            .io
+            .write_packet(0, &conn_close_packet(*id))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    let ping = command_on(conn, &[COM_PING], Expect::Single, deprecate_eof);
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(2), ping).await,
+        Ok(Ok(_))
+    )
 }
 
 // === impl Session ===
@@ -163,15 +208,36 @@ impl Session {
         self.stmts.next = self.stmts.next.wrapping_add(1).max(1);
         let id = self.stmts.next;
         let slot = self.primary_slot().await?;
-        let opts = RelayOpts {
-            prepare_id: Some(id),
-            ..Default::default()
+        self.note_current_slot(slot);
+        let (outcome, mut answer) = match self.prepare_on(slot, &sql).await {
+            Ok(x) => x,
+            Err(e) => {
+                self.client.rbuf.advance(4 + len);
+                return Err(self.backend_lost(slot, true, e).await);
+            }
         };
-        let outcome = self
-            .relay_with(slot, COM_STMT_PREPARE, Expect::Prepare, len, opts)
-            .await?;
+        self.client.rbuf.advance(4 + len);
+        if let (Some(_), Some(0x00)) = (outcome.prepared, answer.get(4)) {
+            // The client sees tandem's statement id in the PREPARE_OK.
+            answer[5..9].copy_from_slice(&id.to_le_bytes());
+        }
+        self.client
+            .stream
+            .write_all(&answer)
+            .await
+            .map_err(SessionError::ClientIo)?;
+        self.client
+            .stream
+            .flush()
+            .await
+            .map_err(SessionError::ClientIo)?;
+        self.shared
+            .metrics
+            .client_bytes_sent
+            .increment(answer.len() as u64);
         if let (Some((backend_id, _, params)), false) = (outcome.prepared, outcome.error) {
             self.cache_prepared(slot, sql.clone(), backend_id).await;
+            self.shared.open_stmts.opened(&sql);
             let stmt = Stmt {
                 class,
                 sql,
@@ -184,6 +250,76 @@ impl Session {
             self.stmts.last = Some(id);
         }
         Ok(())
+    }
+
+    /// Prepares `sql` on slot `slot`'s connection and returns the whole
+    /// answer. When the server's `max_prepared_stmt_count` is reached, the
+    /// cached statements no client holds are closed first (on this
+    /// connection and this worker's idle ones) and the prepare is retried
+    /// once: a client never fails where it would succeed directly.
+    async fn prepare_on(
+        &mut self,
+        slot: usize,
+        sql: &[u8],
+    ) -> Result<(Outcome, Vec<u8>), PacketError> {
+        let mut p = Vec::with_capacity(sql.len() + 1);
+        p.push(COM_STMT_PREPARE);
+        p.extend_from_slice(sql);
+        let deprecate = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
+        let mut retried = false;
+        loop {
+            let mut answer = Vec::new();
+            let conn = self.slots[slot].conn();
+            let outcome =
+                command_collect(conn, &p, Expect::Prepare, deprecate, Some(&mut answer)).await?;
+            let full = outcome.error
+                && last_error_code(&answer) == Some(ER_MAX_PREPARED_STMT_COUNT_REACHED);
+            if full && !retried && self.free_unused_stmts(slot).await {
+                retried = true;
+                continue;
+            }
+            return Ok((outcome, answer));
+        }
+    }
+
+    /// Closes the backend statements no client holds, on slot `slot`'s
+    /// connection and on the idle connections to its backend. Returns true
+    /// if any was closed.
+    ///
+    /// The idle connections of the other workers' pools are included: the
+    /// server's limit counts them all. Their sockets then do I/O from this
+    /// worker's runtime for a moment, which tokio allows (their own runtime
+    /// still drives them); it happens only when the limit is reached.
+    async fn free_unused_stmts(&mut self, slot: usize) -> bool {
+        let deprecate = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
+        let open = self.shared.open_stmts.snapshot();
+        let in_use = |sql: &[u8]| open.contains(sql);
+        let conn = self.slots[slot].conn();
+        let ids = conn.stmts.evict_unused(&in_use);
+        let mut freed = !ids.is_empty() && close_stmts(conn, &ids, deprecate).await;
+        let name = self.slots[slot].pool_name.clone();
+        for pool in self.shared.pools.clone() {
+            for mut c in pool.take_idle_with_unused_stmts(&name, &in_use) {
+                let ids = c.stmts.evict_unused(&in_use);
+                if close_stmts(&mut c, &ids, deprecate).await {
+                    freed = true;
+                    pool.release(c);
+                } else {
+                    c.close();
+                }
+            }
+        }
+        tracing::debug!(backend = %name, freed, "max_prepared_stmt_count reached: unused cached statements closed");
+        freed
+    }
+
+    /// The client's statements are gone (COM_RESET_CONNECTION,
+    /// COM_CHANGE_USER, the session's end).
+    pub(super) fn forget_client_stmts(&mut self) {
+        for s in self.stmts.map.values() {
+            self.shared.open_stmts.closed(&s.sql);
+        }
+        self.stmts.clear();
     }
 
     /// Records a backend statement in slot `slot`'s connection cache,
@@ -315,6 +451,7 @@ impl Session {
         let Some(stmt) = self.stmts.map.remove(&id) else {
             return Ok(());
         };
+        self.shared.open_stmts.closed(&stmt.sql);
         if let Some(slot) = stmt.cursor.or(stmt.long_data) {
             if let Some(conn) = self.slots.get_mut(slot).and_then(|s| s.conn.as_mut()) {
                 if let Some(backend_id) = conn.stmts.remove(&stmt.sql) {
@@ -398,24 +535,19 @@ impl Session {
         if let Some(c) = self.slots[slot].conn().stmts.get(&sql) {
             return Some(c.id);
         }
-        let mut p = Vec::with_capacity(sql.len() + 1);
-        p.push(COM_STMT_PREPARE);
-        p.extend_from_slice(&sql);
-        let deprecate = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
-        let outcome =
-            match command_on(self.slots[slot].conn(), &p, Expect::Prepare, deprecate).await {
-                Ok(o) => o,
-                Err(_) => {
-                    // The connection broke: never give it back to the pool.
-                    if !self.is_primary_slot(slot) {
-                        self.drop_lost_replica(slot);
-                    } else {
-                        self.slots[slot].conn = None;
-                        self.stmts.connection_lost(slot);
-                    }
-                    return None;
+        let outcome = match self.prepare_on(slot, &sql).await {
+            Ok((o, _)) => o,
+            Err(_) => {
+                // The connection broke: never give it back to the pool.
+                if !self.is_primary_slot(slot) {
+                    self.drop_lost_replica(slot);
+                } else {
+                    self.slots[slot].conn = None;
+                    self.stmts.connection_lost(slot);
                 }
-            };
+                return None;
+            }
+        };
         let (backend_id, _, _) = outcome.prepared.filter(|_| !outcome.error)?;
         self.cache_prepared(slot, sql, backend_id).await;
         Some(backend_id)

@@ -4,7 +4,8 @@
 // ever see their own data: markers in results, user variables, temporary tables, transactions.
 // Target from the environment: TANDEM_HOST, TANDEM_PORT (required), TANDEM_USER, TANDEM_PASSWORD,
 // TANDEM_DB (default appdb); TORTURE_SECONDS (default 5), TORTURE_SESSIONS (default 16),
-// TORTURE_MAX_OPS (per session, default 50000), TORTURE_SEED (random by default, printed).
+// TORTURE_MAX_OPS (per session, default 50000), TORTURE_SEED (random by default, printed),
+// TORTURE_OPS (comma-separated parts of operation names: run only those, for triage).
 // Prints "ok - name" / "not ok - name: detail" (one line per distinct failure); exits 1 if any failed.
 // Every operation has a 15 s limit (a hang is reported with the step it hung at) and a global
 // watchdog ends the run if teardown itself hangs. Shared table: torture_<pid>, dropped at the end.
@@ -191,6 +192,9 @@ async function connect(s) {
   s.step = 'connect';
   const c = await mysql.createConnection(cfg);
   c.on('error', () => {}); // fatal errors also reach the pending commands
+  const who = `session ${s.n} g${s.gen}`;
+  // mysql2 only warns (and goes on, misreading) when a packet's sequence id is wrong.
+  c.connection.on('warn', (e) => fail('mysql2: packet sequence ids in order', e, who));
   s.c = c;
   s.needReconnect = false;
   const m = s.marker;
@@ -664,7 +668,7 @@ async function rawPipeline(s) {
   }
 }
 
-const OPS = [
+const ALL_OPS = [
   ['pipelined query()', 3, (s, c) => pipelined(s, c, 'query')],
   ['pipelined execute()', 3, (s, c) => pipelined(s, c, 'execute')],
   ['pipelined query()+execute()', 2, (s, c) => pipelined(s, c, 'mixed')],
@@ -680,6 +684,13 @@ const OPS = [
   ['KILL QUERY own query', 0.15, killQuery],
   ['wire-level pipelining (raw protocol)', 1, (s) => rawPipeline(s)],
 ];
+// TORTURE_OPS: comma-separated substrings of operation names to run only those (for triage).
+const ONLY = (process.env.TORTURE_OPS || '').split(',').map((w) => w.trim()).filter(Boolean);
+const OPS = ONLY.length ? ALL_OPS.filter(([name]) => ONLY.some((w) => name.includes(w))) : ALL_OPS;
+if (!OPS.length) {
+  console.error(`TORTURE_OPS matches no operation: ${ALL_OPS.map((o) => o[0]).join(' | ')}`);
+  process.exit(2);
+}
 const WEIGHT = OPS.reduce((a, o) => a + o[1], 0);
 function pickOp() {
   let r = rand() * WEIGHT;
@@ -808,15 +819,18 @@ async function main() {
 
 function report(sessions) {
   let failures = 0;
+  if (!checks.has('mysql2: packet sequence ids in order')) pass('mysql2: packet sequence ids in order');
   for (const [name, c] of checks) {
     if (!c.fails) {
       console.log(`ok - ${name} (${c.runs} runs)`);
       continue;
     }
+    let shown = 0;
     for (const m of c.msgs.values()) {
       failures += m.count;
-      console.log(`not ok - ${name}: ${m.example} (${m.count} of ${c.runs} runs; first: ${m.who})`);
+      if (++shown <= 6) console.log(`not ok - ${name}: ${m.example} (${m.count} of ${c.runs} runs; first: ${m.who})`);
     }
+    if (shown > 6) console.log(`not ok - ${name}: ... and ${shown - 6} more distinct messages`);
   }
   console.log(`torture: ${totalOps} operations, ${sessions.length} sessions, ${SECONDS} s, seed ${SEED}, ${failures} failures`);
   process.exitCode = failures === 0 ? 0 : 1;
