@@ -117,6 +117,33 @@ async fn node_mysql2() {
     .await;
 }
 
+/// The concurrency torture (tests/clients/node/torture.js): 16 mysql2 sessions
+/// for a few seconds, each checking it only ever sees its own rows, variables,
+/// temporary tables and transactions, while clients pipeline, leave
+/// mid-result and quit mid-transaction. Directly, then through tandem with a
+/// pool of 4 connections per backend (every session shares them), with and
+/// without replicas taking reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torture_many_sessions_see_only_their_own_data() {
+    let env = [("TORTURE_SECONDS", "4"), ("TORTURE_SESSIONS", "16")];
+    let args = ["tests/clients/node/torture.js"];
+    let direct = testbed().primary.clone();
+    run_client_env("torture (direct)", "node", &args, direct, &env).await;
+    let pool = "[mysql.pool]\nmax_backend_connections = 4\n";
+    let proxy = Proxy::start_with(&crate::common::config_text(pool)).await;
+    let addr = proxy.addr().to_string();
+    run_client_env("torture (tandem, pool of 4)", "node", &args, addr, &env).await;
+    let mut split = crate::common::config_text(pool);
+    for (i, r) in testbed().replicas.iter().enumerate() {
+        split.push_str(&format!(
+            "\n[[mysql.backends]]\nname = \"r{i}\"\naddress = \"{r}\"\nrole = \"replica\"\n"
+        ));
+    }
+    let proxy = Proxy::start_with(&split).await;
+    let addr = proxy.addr().to_string();
+    run_client_env("torture (tandem, replicas)", "node", &args, addr, &env).await;
+}
+
 #[tokio::test]
 async fn mariadb_cli() {
     both("mariadb cli", "bash", &["tests/clients/cli/cli_test.sh"]).await;

@@ -87,7 +87,7 @@ mod transaction;
 mod words;
 
 pub use flags::Flags;
-pub use names::{mentions, temporary_tables, use_database};
+pub use names::{dropped_database, mentions, temporary_tables, use_database};
 
 use lexer::Lexer;
 

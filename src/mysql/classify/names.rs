@@ -1,5 +1,5 @@
-//! Names a router needs from a statement's text: the database of `USE`, the
-//! tables a `CREATE`/`DROP TEMPORARY` creates or drops, and whether a statement
+//! Names a router needs from a statement's text: the database of `USE` or
+//! `DROP DATABASE`, the tables a `CREATE`/`DROP TEMPORARY` creates or drops, and whether a statement
 //! mentions a name at all (the conservative temp-table check).
 
 use super::lexer::{Lexer, Token, TokenKind};
@@ -19,6 +19,30 @@ pub fn use_database(sql: &[u8]) -> Option<String> {
     let rest = lex.next();
     let ends = rest.is_none_or(|t| t.kind == TokenKind::Semicolon && lex.next().is_none());
     (first.is_word(sql, "use") && ends).then(|| name_string(name.text(sql)))
+}
+
+/// The database `DROP {DATABASE|SCHEMA} [IF EXISTS] db` drops (unquoted), or
+/// `None` for any other statement. MariaDB unselects it in the session that
+/// drops it, if it was that session's current database.
+pub fn dropped_database(sql: &[u8]) -> Option<String> {
+    let opts = Options::default();
+    let mut lex = Lexer::new(sql, &opts);
+    let word = |t: Option<Token>, kw: &str| t.is_some_and(|t| t.is_word(sql, kw));
+    if !word(lex.next(), "drop") {
+        return None;
+    }
+    let what = lex.next();
+    if !word(what, "database") && !word(what, "schema") {
+        return None;
+    }
+    let mut name = lex.next()?;
+    if name.is_word(sql, "if") {
+        lex.next(); // EXISTS
+        name = lex.next()?;
+    }
+    let rest = lex.next();
+    let ends = rest.is_none_or(|t| t.kind == TokenKind::Semicolon && lex.next().is_none());
+    (name.is_name() && ends).then(|| name_string(name.text(sql)))
 }
 
 /// The tables `CREATE [OR REPLACE] TEMPORARY TABLE|SEQUENCE [IF NOT EXISTS] t` or
@@ -105,6 +129,21 @@ mod tests {
         assert_eq!(use_database(b"/* x */ USE \"d\"").as_deref(), Some("d"));
         assert_eq!(use_database(b"USE a b"), None);
         assert_eq!(use_database(b"SELECT 1"), None);
+    }
+
+    #[test]
+    fn dropped_database_names() {
+        assert_eq!(
+            dropped_database(b"DROP DATABASE shop").as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            dropped_database(b"drop schema if exists `my``db`;").as_deref(),
+            Some("my`db")
+        );
+        assert_eq!(dropped_database(b"DROP TABLE shop"), None);
+        assert_eq!(dropped_database(b"DROP DATABASE"), None);
+        assert_eq!(dropped_database(b"DROP DATABASE a b"), None);
     }
 
     #[test]

@@ -107,10 +107,10 @@ impl Session {
         let pending: Vec<Vec<u8>> = self
             .state
             .pending(self.slots[i].applied)
-            .map(|(sql, _)| sql.to_vec())
+            .map(|(command, _)| command.to_vec())
             .collect();
-        for sql in pending {
-            match self.run_internal(i, &sql).await {
+        for command in pending {
+            match self.run_internal(i, &command).await {
                 Ok(None) => {}
                 Ok(Some(err)) => {
                     tracing::debug!(backend = %self.slots[i].backend.name, error = %err, "state replay failed");
@@ -130,21 +130,23 @@ impl Session {
         Ok(())
     }
 
-    /// Runs one of tandem's own statements on slot `i` and reads its whole
+    /// Runs one of tandem's own commands (a state log entry: COM_QUERY or
+    /// COM_INIT_DB, command byte first) on slot `i` and reads its whole
     /// response; returns the server's ERR, if it answered with one.
     pub(super) async fn run_internal(
         &mut self,
         i: usize,
-        sql: &[u8],
+        command: &[u8],
     ) -> Result<Option<ServerError>, PacketError> {
-        let mut q = Vec::with_capacity(sql.len() + 1);
-        q.push(COM_QUERY);
-        q.extend_from_slice(sql);
+        let expect = match command.first() {
+            Some(&COM_QUERY) => Expect::Results,
+            _ => Expect::Single,
+        };
         let deprecate = self.caps & Cap::CLIENT_DEPRECATE_EOF.bits() != 0;
         let mut seen = Vec::new();
         let conn = self.slots[i].conn();
         let outcome =
-            super::stmts::command_collect(conn, &q, Expect::Results, deprecate, Some(&mut seen))
+            super::stmts::command_collect(conn, command, expect, deprecate, Some(&mut seen))
                 .await?;
         if !outcome.error {
             return Ok(None);

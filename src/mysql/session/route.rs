@@ -22,6 +22,8 @@ pub(super) struct After {
     record: Option<Vec<u8>>,
     /// `USE db`: the session's current database.
     database: Option<String>,
+    /// `DROP DATABASE db`: unselects `db` if it is the current database.
+    dropped_database: Option<String>,
     /// Pin the session to the primary, with this reason.
     pin: Option<&'static str>,
     /// UNLOCK TABLES releases a LOCK TABLES pin.
@@ -244,6 +246,13 @@ impl Session {
         if let Some(db) = after.database {
             self.database = Some(db);
         }
+        if after.dropped_database.is_some() && after.dropped_database == self.database {
+            // MariaDB unselects a dropped current database; a connection
+            // that still has it selected must not be taken for this one.
+            self.database = None;
+            self.state.forget_database();
+            self.slots[slot].applied = self.state.version();
+        }
         if let Some(sql) = after.record {
             if self.state.record(&sql) {
                 // It ran here, so this connection already has it.
@@ -286,6 +295,7 @@ fn after_for(c: &Classification, sql: &[u8]) -> After {
                 a.record = Some(sql.to_vec());
             }
         }
+        Kind::Ddl => a.dropped_database = classify::dropped_database(sql),
         Kind::LockTables => a.pin = Some(PIN_LOCK_TABLES),
         Kind::UnlockTables => a.unlock_tables = true,
         Kind::SqlPrepare | Kind::SqlExecute => a.pin = Some(PIN_STATEMENT_STATE),

@@ -8,6 +8,14 @@
 //! version order. A SET tandem cannot key is kept verbatim under its own
 //! text, so nothing is ever dropped; past `MAX_ENTRIES` the caller pins the
 //! session to the primary instead of growing the log.
+//!
+//! Each entry is kept as the command that replays it: a COM_QUERY with the
+//! statement for SETs and `USE`, a COM_INIT_DB for the database the client
+//! chose at login or with COM_INIT_DB. The server checks a database name
+//! in COM_INIT_DB against the client's character set, as it did for the
+//! client, and against utf8mb3 inside SQL text.
+
+use crate::mysql::protocol::command::{COM_INIT_DB, COM_QUERY};
 
 /// Entries kept before the session is pinned to the primary instead.
 pub const MAX_ENTRIES: usize = 256;
@@ -24,7 +32,8 @@ pub struct StateLog {
 #[derive(Debug)]
 struct Entry {
     key: String,
-    sql: Vec<u8>,
+    /// The command payload that replays it (command byte first).
+    command: Vec<u8>,
     version: u64,
 }
 
@@ -38,6 +47,23 @@ impl StateLog {
         // must not drop the `@b` of an earlier `SET @a=1, @b=2`; replaying
         // both in order gives the right final state.
         let key = keys(sql).join("\u{1}");
+        let mut command = Vec::with_capacity(sql.len() + 1);
+        command.push(COM_QUERY);
+        command.extend_from_slice(sql);
+        self.push(key, command)
+    }
+
+    /// The current database (login or COM_INIT_DB), replayed as COM_INIT_DB.
+    pub fn record_database(&mut self, db: &str) {
+        let mut command = Vec::with_capacity(db.len() + 1);
+        command.push(COM_INIT_DB);
+        command.extend_from_slice(db.as_bytes());
+        self.push("use".to_string(), command);
+    }
+
+    /// Adds an entry, superseding the one with the same key. False when the
+    /// log is full.
+    fn push(&mut self, key: String, command: Vec<u8>) -> bool {
         self.entries.retain(|e| e.key != key);
         if self.entries.len() >= MAX_ENTRIES {
             self.refresh_fingerprint();
@@ -46,17 +72,19 @@ impl StateLog {
         self.version += 1;
         self.entries.push(Entry {
             key,
-            sql: sql.to_vec(),
+            command,
             version: self.version,
         });
         self.refresh_fingerprint();
         true
     }
 
-    /// The current database (USE / COM_INIT_DB) as a replayable statement.
-    pub fn record_database(&mut self, db: &str) {
-        let sql = format!("USE `{}`", db.replace('`', "``"));
-        self.record(sql.as_bytes());
+    /// The current database was dropped by the session: the server unselected
+    /// it, so a fresh connection must not select it either.
+    pub fn forget_database(&mut self) {
+        self.entries.retain(|e| e.key != "use");
+        self.version += 1;
+        self.refresh_fingerprint();
     }
 
     pub fn version(&self) -> u64 {
@@ -77,19 +105,20 @@ impl StateLog {
         } else {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             for e in &self.entries {
-                e.sql.hash(&mut h);
+                e.command.hash(&mut h);
             }
             // Keep clear of the two reserved values.
             h.finish().clamp(1, u64::MAX - 1)
         };
     }
 
-    /// Statements newer than `applied`, in the order they happened.
+    /// The commands (payloads, command byte first) that replay the changes
+    /// newer than `applied`, in the order they happened.
     pub fn pending(&self, applied: u64) -> impl Iterator<Item = (&[u8], u64)> {
         self.entries
             .iter()
             .filter(move |e| e.version > applied)
-            .map(|e| (e.sql.as_slice(), e.version))
+            .map(|e| (e.command.as_slice(), e.version))
     }
 
     pub fn clear(&mut self) {
@@ -232,14 +261,21 @@ mod tests {
         log.record(b"SET @a = 2");
         assert_eq!(log.len(), 2);
         let pending: Vec<_> = log.pending(applied).map(|(s, _)| s.to_vec()).collect();
-        assert_eq!(pending, vec![b"SET @a = 2".to_vec()]);
+        assert_eq!(pending, vec![b"\x03SET @a = 2".to_vec()]);
         let all: Vec<_> = log.pending(0).map(|(s, _)| s.to_vec()).collect();
         assert_eq!(
             all,
-            vec![b"SET NAMES latin1".to_vec(), b"SET @a = 2".to_vec()]
+            vec![b"\x03SET NAMES latin1".to_vec(), b"\x03SET @a = 2".to_vec()]
         );
         log.record_database("app`db");
-        assert!(log.pending(0).any(|(s, _)| s == b"USE `app``db`"));
+        assert!(log.pending(0).any(|(s, _)| s == b"\x02app`db"));
+        log.record(b"USE other");
+        assert_eq!(
+            log.pending(0)
+                .filter(|(s, _)| s.starts_with(b"\x02"))
+                .count(),
+            0
+        );
     }
 
     #[test]

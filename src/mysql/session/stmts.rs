@@ -382,10 +382,7 @@ impl Session {
                 .metrics
                 .routed(&self.slots[slot].backend.name, reason);
             let packet = self.execute_packet(id, slot, backend_id, len).await?;
-            let opts = RelayOpts {
-                packet,
-                ..Default::default()
-            };
+            let opts = RelayOpts { packet };
             let in_flight = self.slots[slot].backend.health.start_statement();
             let outcome = self
                 .relay_with(slot, COM_STMT_EXECUTE, Expect::Execute, len, opts)

@@ -92,6 +92,43 @@ expect "compound statement with a cursor, then another statement" $'x\t1\nafter\
 bin() { cli --default-character-set=binary "$@"; }
 expect "handshake character set binary" $'binary\tbinary\tbinary' \
     "$(bin -N -B -e 'SELECT @@character_set_client, @@character_set_connection, @@character_set_results' 2>&1)"
+# The database named at login is checked in the client's character set (not as SQL text).
+out=$(timeout 30 mariadb --no-defaults --host="$HOST" --port="$TANDEM_PORT" --user="$USER_" \
+    --password="$PASS" --default-character-set=binary -D 'x😀' -N -B -e 'SELECT 1' 2>&1)
+if [[ $out == *"ERROR 1300"*"Invalid binary character string"* ]]; then
+    ok "login database judged in the handshake's character set"
+else
+    not_ok "login database judged in the handshake's character set" "$out"
+fi
+
+# Dropping the current database unselects it; the next client that logs in with a database of
+# that name (recreated) must have it selected, whichever pooled connection it gets.
+D=cli_db_$$
+cli_in() {
+    local db=$1
+    shift
+    timeout 30 mariadb --no-defaults --host="$HOST" --port="$TANDEM_PORT" --user="$USER_" \
+        --password="$PASS" --connect-timeout=10 "$@" "$db"
+}
+cli -N -B -e "CREATE DATABASE $D; USE $D; DROP DATABASE $D; SELECT IFNULL(DATABASE(), 'none')" >"$TMP/drop" 2>&1
+expect "dropping the current database unselects it" "none" "$(cat "$TMP/drop")"
+cli -e "CREATE DATABASE $D; CREATE TABLE $D.x (a INT)" >/dev/null 2>&1
+expect "login database selected after an earlier session dropped it" $'1\t'"$D" \
+    "$(cli_in "$D" -N -B -e 'INSERT INTO x VALUES (1); SELECT COUNT(*), DATABASE() FROM x' 2>&1)"
+
+# mysqlslap, as the issue ran it: a write load, then one committing every 10 statements with
+# autocommit off, each client connecting with the database in the handshake.
+slap() {
+    timeout 60 mysqlslap --no-defaults --host="$HOST" --port="$TANDEM_PORT" --user="$USER_" \
+        --password="$PASS" --create-schema="$D" --auto-generate-sql \
+        --auto-generate-sql-load-type=write --number-of-queries=200 --concurrency=4 "$@"
+}
+if out=$(slap 2>&1) && out2=$(slap --commit=10 2>&1); then
+    ok "mysqlslap write load, then with --commit=10"
+else
+    not_ok "mysqlslap write load, then with --commit=10" "$(echo "$out ${out2:-}" | tail -3 | tr '\n' ' ')"
+fi
+cli -e "DROP DATABASE IF EXISTS $D" >/dev/null 2>&1
 
 if out=$(cli -N -B -e "DROP TABLE $T" 2>&1); then ok "drop table"; else not_ok "drop table" "$out"; fi
 

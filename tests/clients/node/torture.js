@@ -453,12 +453,14 @@ async function cursor(s, c) {
 async function killQuery(s, c) {
   const m = s.marker;
   const id = c.connection.threadId;
+  s.step = 'connect the killing connection';
+  const k = await mysql.createConnection(cfg); // before the SLEEP holds a backend connection
+  s.extra.push(k);
+  k.on('error', () => {});
+  const t0 = Date.now();
   const p = q(s, c, 'SELECT SLEEP(5) AS slept, ? AS m', [m]);
   p.catch(() => {});
   await sleep(300);
-  const k = await mysql.createConnection(cfg);
-  s.extra.push(k);
-  k.on('error', () => {});
   s.step = `KILL QUERY ${id} from another connection`;
   await k.query(`KILL QUERY ${id}`);
   await k.end();
@@ -466,6 +468,9 @@ async function killQuery(s, c) {
   try {
     const [rows] = await p;
     expectOwn(rows[0].m, m, s, 'killed SLEEP marker');
+    if (Number(rows[0].slept) !== 1) {
+      throw new Error(`KILL QUERY did not interrupt SLEEP(5): it returned ${rows[0].slept} after ${Date.now() - t0} ms`);
+    }
   } catch (e) {
     if (e.errno !== 1317) throw e; // query execution was interrupted
   }
