@@ -32,6 +32,8 @@
 //!   per-connection state fingerprint and prepared-statement cache.
 //! - [`mysql::listener`]: the MySQL accept loop: connection limits, TLS, the session registry
 //!   (tandem connection id -> backend thread, for `KILL`).
+//! - [`mysql::users`]: who may log in: the configured users and, with pass-through, the
+//!   primary's accounts read from `mysql.user`.
 //! - [`mysql::io`]: plain-or-TLS socket and buffered packet reader/writer.
 //! - [`workers`]: session worker threads, one single-threaded runtime per core.
 //! - [`tls`]: rustls server/client configuration from PEM files.

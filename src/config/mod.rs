@@ -88,8 +88,13 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MysqlConfig {
     pub listen: SocketAddr,
-    /// At least one; names unique.
+    /// Names unique; at least one unless `auth = "passthrough"`.
     pub users: Vec<UserConfig>,
+    /// `auth`: who may log in (default: the configured users only).
+    pub auth: AuthMode,
+    /// With `auth = "passthrough"`: the account that reads `mysql.user` on
+    /// the primary (`[mysql.passthrough]`, else `[mysql.monitor]`'s).
+    pub passthrough: Option<Credentials>,
     /// The account the topology monitor logs in with.
     pub monitor: Option<MonitorConfig>,
     /// At least one; names unique; exactly one with role primary, or none
@@ -301,6 +306,26 @@ pub enum ConfiguredRole {
     Primary,
     Replica,
     Auto,
+}
+
+/// Who may log in through the MySQL listener.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Only `[[mysql.users]]`.
+    #[default]
+    Config,
+    /// `[[mysql.users]]` first, then the primary's own accounts: their
+    /// `mysql_native_password` hashes are read from `mysql.user` at start and
+    /// again when an unknown user (or a changed password) tries to log in.
+    Passthrough,
+}
+
+/// A login name and password tandem itself uses on backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
 }
 
 /// The authentication plugin offered first in the handshake.

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::{AuthPlugin, Balance, ConfiguredRole, LogFormat, PrimaryReads, ReadOnlyTransactions};
+use super::{
+    AuthMode, AuthPlugin, Balance, ConfiguredRole, LogFormat, PrimaryReads, ReadOnlyTransactions,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +60,8 @@ pub(super) struct RawMysql {
     #[serde(default)]
     pub users: Vec<RawUser>,
     pub monitor: Option<RawMonitor>,
+    pub auth: Option<AuthMode>,
+    pub passthrough: Option<RawPassthrough>,
     #[serde(default)]
     pub backends: Vec<RawBackend>,
     #[serde(default, deserialize_with = "opt_u32")]
@@ -133,6 +137,13 @@ pub(super) struct RawUser {
     #[serde(default, deserialize_with = "opt_u32")]
     pub max_connections: Option<u32>,
     pub consistency: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPassthrough {
+    pub user: String,
+    pub password: String,
 }
 
 #[derive(Debug, Deserialize)]

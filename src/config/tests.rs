@@ -2,8 +2,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::validate::parse_password_hash;
 use super::*;
+use crate::mysql::protocol::auth::parse_native_hash as parse_password_hash;
 
 mod loading;
 mod mysql;

@@ -13,8 +13,9 @@ use super::raw::{
     RawRouting, RawRuntime, RawTlsFiles, RawUser,
 };
 use super::{
-    AdminConfig, AuthPlugin, BackendConfig, BackendTls, Config, ConfiguredRole, LogConfig,
-    LogFormat, MonitorConfig, MysqlConfig, RoutingConfig, RuntimeConfig, TlsFiles, UserConfig,
+    AdminConfig, AuthMode, AuthPlugin, BackendConfig, BackendTls, Config, ConfiguredRole,
+    Credentials, LogConfig, LogFormat, MonitorConfig, MysqlConfig, RoutingConfig, RuntimeConfig,
+    TlsFiles, UserConfig,
 };
 use super::{Balance, Consistency, PoolConfig, PrimaryReads, ReadOnlyTransactions};
 
@@ -121,9 +122,36 @@ fn mysql(raw: RawMysql, base_dir: Option<&Path>) -> Result<MysqlConfig, Invalid>
         }
     }
     let tls = raw.tls.map(|t| tls_files(t, base_dir)).transpose()?;
+    let auth = raw.auth.unwrap_or_default();
+    let passthrough = match (auth, raw.passthrough, &raw.monitor) {
+        (AuthMode::Config, None, _) => None,
+        (AuthMode::Config, Some(_), _) => {
+            return Err(invalid(
+                "mysql.passthrough",
+                "is used only with auth = \"passthrough\"",
+            ))
+        }
+        (AuthMode::Passthrough, Some(p), _) => Some(Credentials {
+            user: p.user,
+            password: p.password,
+        }),
+        (AuthMode::Passthrough, None, Some(m)) => Some(Credentials {
+            user: m.user.clone(),
+            password: m.password.clone(),
+        }),
+        (AuthMode::Passthrough, None, None) => {
+            return Err(invalid(
+                "mysql.auth",
+                "auth = \"passthrough\" reads the primary's accounts: add [mysql.passthrough] \
+                 (or [mysql.monitor]) with a user allowed to SELECT on mysql.user",
+            ))
+        }
+    };
     Ok(MysqlConfig {
         listen: socket_addr("mysql.listen", &raw.listen)?,
-        users: users(raw.users)?,
+        users: users(raw.users, auth)?,
+        auth,
+        passthrough,
         backends: backends(raw.backends, raw.monitor.is_some())?,
         monitor: raw.monitor.map(monitor).transpose()?,
         max_client_connections: at_least_one(
@@ -317,11 +345,11 @@ fn backend_tls(raw: RawBackendTls, base_dir: Option<&Path>) -> Result<BackendTls
     })
 }
 
-fn users(raw: Vec<RawUser>) -> Result<Vec<UserConfig>, Invalid> {
-    if raw.is_empty() {
+fn users(raw: Vec<RawUser>, auth: AuthMode) -> Result<Vec<UserConfig>, Invalid> {
+    if raw.is_empty() && auth == AuthMode::Config {
         return Err(invalid(
             "mysql.users",
-            "at least one [[mysql.users]] entry is required",
+            "at least one [[mysql.users]] entry is required (or auth = \"passthrough\")",
         ));
     }
     let mut seen = HashSet::new();
@@ -336,12 +364,14 @@ fn users(raw: Vec<RawUser>) -> Result<Vec<UserConfig>, Invalid> {
         }
         let password_hash = match (&u.password, &u.password_hash) {
             (Some(_), None) => None,
-            (None, Some(text)) => Some(parse_password_hash(text).ok_or_else(|| {
-                invalid(
-                    at("password_hash"),
-                    "expected \"*\" followed by 40 hex digits",
-                )
-            })?),
+            (None, Some(text)) => Some(
+                crate::mysql::protocol::auth::parse_native_hash(text).ok_or_else(|| {
+                    invalid(
+                        at("password_hash"),
+                        "expected \"*\" followed by 40 hex digits",
+                    )
+                })?,
+            ),
             _ => {
                 return Err(invalid(
                     format!("mysql.users[{i}]"),
@@ -457,20 +487,6 @@ pub(super) fn socket_addr(field: &str, text: &str) -> Result<SocketAddr, Invalid
             ),
         )
     })
-}
-
-/// `"*"` + 40 hex digits (either case) -> the 20-byte `SHA1(SHA1(password))`.
-pub(super) fn parse_password_hash(text: &str) -> Option<[u8; 20]> {
-    let hex = text.strip_prefix('*')?.as_bytes();
-    if hex.len() != 40 {
-        return None;
-    }
-    let mut out = [0u8; 20];
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let digit = |c: u8| (c as char).to_digit(16);
-        *byte = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(out)
 }
 
 /// A backend, frontend, server, VRRP instance or check name: safe in metric labels, logs and

@@ -21,23 +21,11 @@ use super::pool::{OpenStmts, Pool, PoolStats};
 use super::protocol::auth;
 use super::protocol::err::ServerError;
 use super::session::{self, rsa_keys::RsaKeys};
+use super::users::{UserEntry, Users};
 use crate::config::{AuthPlugin, MysqlConfig, PoolConfig};
 use crate::metrics::{MysqlMetrics, RejectReason};
 use crate::topology::Topology;
 use crate::workers::Workers;
-
-/// A configured user, with what tandem needs to check its logins.
-pub struct UserEntry {
-    pub name: String,
-    /// Clear text when configured: needed for caching_sha2 fast auth and for
-    /// backends that want more than mysql_native_password.
-    pub password: Option<String>,
-    /// `SHA1(SHA1(pw))`.
-    pub native_hash: [u8; 20],
-    pub max_connections: Option<u32>,
-    /// Overrides `[mysql.routing] consistency` for this user's sessions.
-    pub consistency: Option<crate::config::Consistency>,
-}
 
 /// One live client session, as other sessions and the admin API see it.
 pub struct SessionHandle {
@@ -57,7 +45,7 @@ pub struct SessionHandle {
 /// State shared by every session of one MySQL listener.
 pub struct MysqlShared {
     pub config: Arc<MysqlConfig>,
-    pub users: HashMap<String, Arc<UserEntry>>,
+    pub users: Users,
     pub topology: Arc<Topology>,
     pub metrics: MysqlMetrics,
     // DashMap: inserted/removed on every connect/disconnect from many tasks,
@@ -126,25 +114,7 @@ impl MysqlShared {
         shutdown: CancellationToken,
         workers: usize,
     ) -> Result<Arc<MysqlShared>, ListenerError> {
-        let users = config
-            .users
-            .iter()
-            .map(|u| {
-                let native_hash = match (&u.password, &u.password_hash) {
-                    (_, Some(h)) => *h,
-                    (Some(p), None) => auth::native_hash(p),
-                    (None, None) => auth::native_hash(""),
-                };
-                let entry = UserEntry {
-                    name: u.user.clone(),
-                    password: u.password.clone(),
-                    native_hash,
-                    max_connections: u.max_connections,
-                    consistency: u.consistency,
-                };
-                (u.user.clone(), Arc::new(entry))
-            })
-            .collect();
+        let users = Users::new(&config);
         let tls = match &config.tls {
             Some(t) => Some(TlsAcceptor::from(crate::tls::server_config(
                 &t.cert_file,
@@ -414,6 +384,16 @@ pub async fn serve(
     workers: Arc<Workers>,
 ) {
     shared.refresh_server_version().await;
+    if shared.users.passthrough() {
+        // The primary's accounts, read once at start (later on a miss).
+        let shared = shared.clone();
+        tracker.spawn(async move {
+            let tls = shared.backend_tls.as_ref();
+            if let Err(e) = shared.users.reload(0, &shared.topology, tls).await {
+                tracing::warn!(error = %e, "pass-through: cannot read the primary's accounts yet");
+            }
+        });
+    }
     let shutdown = shared.shutdown.clone();
     workers
         .accept_on_each(listener, tracker, shutdown, move |tcp, peer| {

@@ -9,3 +9,4 @@ pub mod pool;
 pub mod protocol;
 pub mod router;
 pub mod session;
+pub mod users;

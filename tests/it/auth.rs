@@ -230,3 +230,84 @@ async fn backend_tls_verified_against_the_testbed_ca() {
         other => panic!("expected ERR 2003, got {other:?}"),
     }
 }
+
+/// `auth = "passthrough"`: accounts that exist only on the primary log in,
+/// change user to each other, open pooled connections on the replicas with
+/// what their login proved, and a changed password is picked up at once.
+#[tokio::test]
+async fn passthrough_logs_in_accounts_tandem_was_not_configured_with() {
+    use crate::common::root_sql;
+    let user = crate::common::unique("pt");
+    let other = crate::common::unique("pt2");
+    for (u, pw) in [(&user, "ptpass1"), (&other, "otherpass")] {
+        root_sql(
+            0,
+            &format!(
+                "CREATE USER '{u}'@'%' IDENTIFIED BY '{pw}'; GRANT SELECT ON appdb.* TO '{u}'@'%'"
+            ),
+        );
+    }
+    // The replicas must have the accounts before reads go there.
+    crate::common::wait_replicas_caught_up().await;
+    let tb = crate::common::testbed();
+    let mut text = config_text(
+        "auth = \"passthrough\"\n[mysql.passthrough]\nuser = \"app\"\npassword = \"apppass\"\n",
+    );
+    for (i, r) in tb.replicas.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[mysql.backends]]\nname = \"r{i}\"\naddress = \"{r}\"\nrole = \"replica\"\n"
+        ));
+    }
+    let proxy = Proxy::start_with(&text).await;
+    let plain = Proxy::start().await;
+
+    // A login as the account: writes' connection and the replicas' ones.
+    let mut c = Conn::from_url(proxy.url(&user, "ptpass1", "appdb"))
+        .await
+        .unwrap_or_else(|e| panic!("login as an account only the primary knows: {e}"));
+    let who: Option<String> = c.query_first("SELECT CURRENT_USER()").await.unwrap();
+    assert_eq!(who.as_deref(), Some(format!("{user}@%").as_str()));
+    for _ in 0..6 {
+        let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM users").await.unwrap();
+        assert_eq!(n, Some(20), "a read (on a replica) as the account");
+    }
+    let e = Conn::from_url(proxy.url(&user, "wrong", "appdb"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("1045"), "wrong password: {e}");
+    let e = Conn::from_url(plain.url(&user, "ptpass1", "appdb"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("1045"), "without passthrough: {e}");
+
+    // COM_CHANGE_USER to another account tandem was not configured with.
+    let opts = mysql_async::ChangeUserOpts::default()
+        .with_user(Some(other.clone()))
+        .with_pass(Some("otherpass".into()))
+        .with_db_name(Some("appdb".into()));
+    c.change_user(opts)
+        .await
+        .expect("change user to an account of the primary");
+    let who: Option<String> = c.query_first("SELECT CURRENT_USER()").await.unwrap();
+    assert_eq!(who.as_deref(), Some(format!("{other}@%").as_str()));
+    c.disconnect().await.unwrap();
+
+    // A changed password: the new one works at once, the old one no more.
+    root_sql(
+        0,
+        &format!("ALTER USER '{user}'@'%' IDENTIFIED BY 'ptpass2'"),
+    );
+    let mut c = Conn::from_url(proxy.url(&user, "ptpass2", "appdb"))
+        .await
+        .unwrap_or_else(|e| panic!("the new password: {e}"));
+    c.query_drop("SELECT 1").await.unwrap();
+    c.disconnect().await.unwrap();
+    let e = Conn::from_url(proxy.url(&user, "ptpass1", "appdb"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("1045"), "the old password: {e}");
+
+    for u in [&user, &other] {
+        root_sql(0, &format!("DROP USER '{u}'@'%'"));
+    }
+}

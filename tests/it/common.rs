@@ -339,3 +339,35 @@ pub fn write_cert(dir: &std::path::Path) -> (String, String) {
     std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
     (cert.display().to_string(), key.display().to_string())
 }
+
+/// Runs SQL as root on node `node` (0 = primary) over its unix socket.
+pub fn root_sql(node: usize, sql: &str) -> String {
+    let tb = testbed();
+    let sock = tb.dir.join(format!("node{node}/mysqld.sock"));
+    let out = Command::new("mariadb")
+        .arg(format!("--socket={}", sock.display()))
+        .args(["-uroot", "-N", "-B", "-e", sql])
+        .output()
+        .expect("run the mariadb client");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Waits (at most 10 s) until every testbed replica has applied what the
+/// primary has written so far, e.g. a CREATE USER a test reads with next.
+pub async fn wait_replicas_caught_up() {
+    let pos = root_sql(0, "SELECT @@gtid_binlog_pos");
+    let n = testbed().replicas.len();
+    tokio::task::spawn_blocking(move || {
+        for k in 1..=n {
+            let r = root_sql(k, &format!("SELECT MASTER_GTID_WAIT('{pos}', 10)"));
+            assert_eq!(r, "0", "replica {k} caught up with {pos}");
+        }
+    })
+    .await
+    .unwrap();
+}

@@ -2,7 +2,6 @@
 //! client sessions on few backend connections, and no session state leaking
 //! from one session to the next through a shared connection.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,24 +9,7 @@ use std::time::Duration;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts};
 
-use crate::common::{config_text, testbed, Proxy};
-
-/// Runs SQL as root on node `node` (0 = primary) over its unix socket.
-fn root_sql(node: usize, sql: &str) -> String {
-    let tb = testbed();
-    let sock = tb.dir.join(format!("node{node}/mysqld.sock"));
-    let out = Command::new("mariadb")
-        .arg(format!("--socket={}", sock.display()))
-        .args(["-uroot", "-N", "-B", "-e", sql])
-        .output()
-        .expect("run the mariadb client");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use crate::common::{config_text, root_sql, testbed, Proxy};
 
 /// A user of its own, so its connections can be counted on the server
 /// while other tests run.

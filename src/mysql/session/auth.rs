@@ -14,13 +14,14 @@ use super::SessionError;
 use crate::metrics::RejectReason;
 use crate::mysql::backend::RELAYABLE_EXT;
 use crate::mysql::io::{PacketError, PacketIo, Stream};
-use crate::mysql::listener::{MysqlShared, UserEntry};
+use crate::mysql::listener::MysqlShared;
 use crate::mysql::protocol::auth::{self, Secret};
 use crate::mysql::protocol::err::{ServerError, ER_SECURE_TRANSPORT_REQUIRED};
 use crate::mysql::protocol::handshake::{
     auth_switch_request, ClientHello, ServerGreeting, CLIENT_MYSQL,
 };
 use crate::mysql::protocol::{CapabilityFlags as Cap, StatusFlags, DEFAULT_COLLATION};
+use crate::mysql::users::UserEntry;
 
 /// Capabilities tandem offers clients (further limited to the primary's).
 const OFFERED: u32 = Cap::CLIENT_LONG_PASSWORD.bits()
@@ -150,7 +151,16 @@ pub async fn handshake(
         0
     };
     let using_password = !hello.auth_response.is_empty();
-    let Some(user) = shared.users.get(&hello.user).cloned() else {
+    let plugin = hello.auth_plugin.clone().unwrap_or_default();
+    let found = find_user(
+        shared,
+        &hello.user,
+        &plugin,
+        &scramble,
+        &hello.auth_response,
+    )
+    .await;
+    let Some(user) = found else {
         shared
             .metrics
             .rejected(RejectReason::AuthFailed)
@@ -158,7 +168,6 @@ pub async fn handshake(
         let e = ServerError::access_denied(&hello.user, client_ip, using_password);
         return Err((Some(io), SessionError::Refused(e, seq)));
     };
-    let plugin = hello.auth_plugin.clone().unwrap_or_default();
     let response = std::mem::take(&mut hello.auth_response);
     match verify(
         shared, &mut io, &mut seq, &scramble, &user, &plugin, response,
@@ -184,6 +193,35 @@ pub async fn handshake(
             Err((Some(io), SessionError::Refused(e, seq)))
         }
         Err(e) => Err((Some(io), e)),
+    }
+}
+
+/// The user a login (or COM_CHANGE_USER) names. With pass-through, the
+/// primary's accounts are read again when the name is unknown, or when the
+/// client's mysql_native_password answer does not match the hash read earlier
+/// (its password changed since): a login never fails on tandem's stale copy.
+pub(super) async fn find_user(
+    shared: &MysqlShared,
+    name: &str,
+    plugin: &str,
+    scramble: &[u8; 20],
+    response: &[u8],
+) -> Option<Arc<UserEntry>> {
+    let tls = shared.backend_tls.as_ref();
+    let stale = |u: &UserEntry| {
+        u.from_backend
+            && matches!(plugin, "" | auth::NATIVE)
+            && !response.is_empty()
+            && auth::native_verify(&u.native_hash, scramble, response).is_none()
+    };
+    match shared.users.get(name) {
+        Some(u) if stale(&u) => shared
+            .users
+            .refreshed(name, &shared.topology, tls)
+            .await
+            .or(Some(u)),
+        Some(u) => Some(u),
+        None => shared.users.refreshed(name, &shared.topology, tls).await,
     }
 }
 

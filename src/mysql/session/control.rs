@@ -215,11 +215,19 @@ impl Session {
                 1,
             )
         };
-        let Some(user) = self.shared.users.get(&req.user).cloned() else {
+        let plugin = req.auth_plugin.clone().unwrap_or_default();
+        let found = super::auth::find_user(
+            &self.shared,
+            &req.user,
+            &plugin,
+            &self.scramble,
+            &req.auth_response,
+        )
+        .await;
+        let Some(user) = found else {
             return Err(denied());
         };
         let mut seq = 1u8;
-        let plugin = req.auth_plugin.clone().unwrap_or_default();
         let secret = super::auth::verify(
             &self.shared,
             &mut self.client,

@@ -30,7 +30,7 @@ use self::backends::{Slot, SlotError};
 use self::state::StateLog;
 use self::stmts::Stmts;
 use super::io::{PacketIo, Stream};
-use super::listener::{MysqlShared, SessionHandle, UserEntry};
+use super::listener::{MysqlShared, SessionHandle};
 use super::pool::PoolKey;
 use super::protocol::auth::Secret;
 use super::protocol::command::{
@@ -41,6 +41,7 @@ use super::protocol::command::{
 use super::protocol::err::{self, ServerError};
 use super::protocol::ok::OkInfo;
 use super::protocol::{StatusFlags, MAX_PAYLOAD};
+use super::users::UserEntry;
 use crate::metrics::RejectReason;
 
 /// Why a session ended. Variants that carry an ERR have it sent to the
