@@ -311,3 +311,100 @@ async fn passthrough_logs_in_accounts_tandem_was_not_configured_with() {
         root_sql(0, &format!("DROP USER '{u}'@'%'"));
     }
 }
+
+/// Pass-through of logins tandem cannot check itself: an ed25519 account
+/// (the mariadb CLI answers the primary's own challenge through tandem), and
+/// native accounts when the pass-through account may not read `mysql.user`.
+/// Those sessions stay on the connection the primary authenticated.
+#[tokio::test]
+async fn passthrough_relays_logins_tandem_cannot_check() {
+    use crate::common::root_sql;
+    let ed = crate::common::unique("pted");
+    let native = crate::common::unique("ptnat");
+    // The ed25519 plugin and account exist on the primary only (not
+    // replicated: the replicas do not load the plugin).
+    let have = root_sql(
+        0,
+        "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'",
+    );
+    let install = if have == "0" {
+        "INSTALL SONAME 'auth_ed25519';"
+    } else {
+        ""
+    };
+    root_sql(
+        0,
+        &format!(
+            "SET sql_log_bin = 0; {install} \
+             CREATE USER '{ed}'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('edpass'); \
+             GRANT SELECT ON appdb.* TO '{ed}'@'%'"
+        ),
+    );
+    root_sql(
+        0,
+        &format!(
+            "CREATE USER '{native}'@'%' IDENTIFIED BY 'natpass'; GRANT SELECT ON appdb.* TO '{native}'@'%'"
+        ),
+    );
+    crate::common::wait_replicas_caught_up().await;
+    let tb = crate::common::testbed();
+    // The monitor account cannot read mysql.user: every account is relayed.
+    let mut text = config_text("auth = \"passthrough\"\n");
+    for (i, r) in tb.replicas.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[mysql.backends]]\nname = \"r{i}\"\naddress = \"{r}\"\nrole = \"replica\"\n"
+        ));
+    }
+    let proxy = Proxy::start_with(&text).await;
+    let port = proxy.addr().port().to_string();
+    let cli = move |user: &str, pw: &str| {
+        let out = std::process::Command::new("mariadb")
+            .args(["--no-defaults", "-h127.0.0.1", "-P", &port, "-u", user])
+            .arg(format!("-p{pw}"))
+            .args(["-N", "-B", "appdb", "-e"])
+            .arg("SELECT CURRENT_USER(); SELECT COUNT(*) FROM users; SELECT COUNT(*) FROM users")
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    };
+    let (out, err) = tokio::task::spawn_blocking({
+        let (ed, cli) = (ed.clone(), cli.clone());
+        move || cli(&ed, "edpass")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out,
+        format!("{ed}@%\n20\n20"),
+        "ed25519 through tandem: {err}"
+    );
+    let (_, err) = tokio::task::spawn_blocking({
+        let ed = ed.clone();
+        move || cli(&ed, "wrong")
+    })
+    .await
+    .unwrap();
+    assert!(
+        err.contains("ERROR 1045"),
+        "the primary's refusal reaches the client: {err}"
+    );
+
+    let mut c = Conn::from_url(proxy.url(&native, "natpass", "appdb"))
+        .await
+        .unwrap_or_else(|e| panic!("a native login relayed: {e}"));
+    for _ in 0..4 {
+        let who: Option<String> = c.query_first("SELECT CURRENT_USER()").await.unwrap();
+        assert_eq!(who.as_deref(), Some(format!("{native}@%").as_str()));
+    }
+    c.disconnect().await.unwrap();
+    let e = Conn::from_url(proxy.url(&native, "wrong", "appdb"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("1045"), "wrong password: {e}");
+
+    root_sql(0, &format!("SET sql_log_bin = 0; DROP USER '{ed}'@'%'"));
+    root_sql(0, &format!("DROP USER '{native}'@'%'"));
+}

@@ -108,7 +108,7 @@ pub const RELAYABLE: u32 = Cap::CLIENT_LONG_PASSWORD.bits()
 pub const RELAYABLE_EXT: u32 = crate::mysql::protocol::handshake::ext::EXTENDED_METADATA;
 
 /// Limit for packets during the login exchange.
-const LOGIN_PACKET_LIMIT: usize = 1 << 20;
+pub const LOGIN_PACKET_LIMIT: usize = 1 << 20;
 
 // === impl BackendError ===
 
@@ -154,7 +154,87 @@ fn parse_greeting(payload: &[u8]) -> Result<BackendGreeting, BackendError> {
     BackendGreeting::parse(payload).map_err(|e| BackendError::Protocol(e.to_string()))
 }
 
+/// A backend connection before its login: connected (and switched to TLS
+/// when configured and offered), its greeting read, the capabilities to ask
+/// for worked out.
+pub struct LoginStart {
+    pub io: PacketIo,
+    pub greeting: BackendGreeting,
+    pub capabilities: u32,
+    pub ext_capabilities: u32,
+    /// Sequence id of the HandshakeResponse to send.
+    pub seq: u8,
+    pub tls: bool,
+}
+
+impl LoginStart {
+    /// The HandshakeResponse41 for this backend, with `auth_response`
+    /// computed for `plugin`.
+    pub fn hello(
+        &self,
+        p: &ConnectParams<'_>,
+        plugin: &str,
+        auth_response: Vec<u8>,
+    ) -> ClientHello {
+        ClientHello {
+            capabilities: self.capabilities,
+            ext_capabilities: self.ext_capabilities,
+            max_packet: p.max_packet,
+            collation: p.collation,
+            ssl_request: false,
+            user: p.user.to_string(),
+            auth_response,
+            database: p.database.map(str::to_string),
+            auth_plugin: Some(plugin.to_string()),
+            attributes: p.attributes.map(<[u8]>::to_vec),
+        }
+    }
+
+    /// The plugin of the greeting (`mysql_native_password` when it names none).
+    pub fn plugin(&self) -> &str {
+        if self.greeting.auth_plugin.is_empty() {
+            auth::NATIVE
+        } else {
+            &self.greeting.auth_plugin
+        }
+    }
+
+    /// The greeting's scramble (the part the plugins use).
+    pub fn scramble(&self) -> &[u8] {
+        &self.greeting.scramble[..self.greeting.scramble.len().min(20)]
+    }
+}
+
 async fn connect_inner(p: &ConnectParams<'_>) -> Result<BackendConn, BackendError> {
+    let start = open_for_login(p).await?;
+    let plugin = start.greeting.auth_plugin.clone();
+    let token = auth_token(&plugin, p.secret, &start.greeting.scramble, start.tls)?;
+    let hello = start.hello(p, start.plugin(), token);
+    let LoginStart {
+        mut io,
+        greeting,
+        capabilities,
+        seq,
+        tls,
+        ..
+    } = start;
+    io.write_packet(seq, &hello.encode())
+        .await
+        .map_err(PacketError::Io)?;
+    let status = login_exchange(&mut io, &plugin, p.secret, &greeting.scramble, tls).await?;
+    Ok(BackendConn {
+        io,
+        thread_id: greeting.connection_id,
+        capabilities,
+        version: greeting.version,
+        status,
+        awaiting_response: false,
+    })
+}
+
+/// Connects to `p.address`, reads the greeting and, with backend TLS
+/// configured, switches to TLS: everything of a login but the login.
+pub async fn open_for_login(p: &ConnectParams<'_>) -> Result<LoginStart, BackendError> {
     let tcp = TcpStream::connect(p.address)
         .await
         .map_err(BackendError::Connect)?;
@@ -205,38 +285,13 @@ async fn connect_inner(p: &ConnectParams<'_>) -> Result<BackendConn, BackendErro
         }
     }
 
-    let plugin = greeting.auth_plugin.as_str();
-    let token = auth_token(plugin, p.secret, &greeting.scramble, tls)?;
-    let hello = ClientHello {
+    Ok(LoginStart {
+        io,
+        greeting,
         capabilities: caps,
         ext_capabilities: ext_caps,
-        max_packet: p.max_packet,
-        collation: p.collation,
-        ssl_request: false,
-        user: p.user.to_string(),
-        auth_response: token,
-        database: p.database.map(str::to_string),
-        auth_plugin: Some(
-            if plugin.is_empty() {
-                auth::NATIVE
-            } else {
-                plugin
-            }
-            .to_string(),
-        ),
-        attributes: p.attributes.map(<[u8]>::to_vec),
-    };
-    io.write_packet(seq, &hello.encode())
-        .await
-        .map_err(PacketError::Io)?;
-    let status = login_exchange(&mut io, plugin, p.secret, &greeting.scramble, tls).await?;
-    Ok(BackendConn {
-        io,
-        thread_id: greeting.connection_id,
-        capabilities: caps,
-        version: greeting.version,
-        status,
-        awaiting_response: false,
+        seq,
+        tls,
     })
 }
 
@@ -279,6 +334,9 @@ fn auth_token(
             v.push(0);
             Ok(v)
         }
+        (_, Secret::RelayedOnly) => Err(BackendError::Protocol(
+            "this user logged in by a relayed exchange (pass-through of an authentication plugin tandem cannot check): tandem cannot open another connection as this user".into(),
+        )),
         (other, Secret::NativeStage1(_)) => Err(BackendError::Protocol(format!(
             "backend asks for {other}; tandem only has this user's mysql_native_password hash: configure its clear-text password"
         ))),
@@ -345,7 +403,7 @@ async fn login_exchange(
     ))
 }
 
-async fn sha2_full_auth(
+pub(crate) async fn sha2_full_auth(
     io: &mut PacketIo,
     seq: u8,
     secret: &Secret,

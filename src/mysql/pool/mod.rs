@@ -182,6 +182,36 @@ impl Pool {
         }
     }
 
+    /// A place for a connection the caller opens itself (a relayed login),
+    /// waiting at most `acquire_timeout_ms` when the pool is full; an idle
+    /// connection may be closed to make room.
+    pub async fn reserve(
+        &self,
+        backend: &Arc<str>,
+        key: &Arc<PoolKey>,
+    ) -> Result<Lease, AcquireError> {
+        let deadline = Instant::now() + Duration::from_millis(self.inner.cfg.acquire_timeout_ms);
+        let none = |_: &PooledConn| false;
+        let (grant, evicted) = self.try_take(backend, key, &none, &none);
+        if let Some(c) = evicted {
+            conn::quit_in_background(c);
+        }
+        let grant = match grant {
+            Some(g) => g,
+            None => self.wait(backend, key, deadline).await?,
+        };
+        Ok(match grant {
+            Grant::Place(lease) => lease,
+            Grant::Conn(c) => c.into_lease(),
+        })
+    }
+
+    /// A connection the caller opened in a place from [`Pool::reserve`].
+    pub fn adopt(&self, conn: BackendConn, key: &Arc<PoolKey>, lease: Lease) -> PooledConn {
+        let id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
+        PooledConn::new(conn, id, key.clone(), lease)
+    }
+
     /// Takes an idle connection or a free place, without waiting. The second
     /// value is an idle connection of another key closed to make room: the
     /// caller drops it outside the lock.

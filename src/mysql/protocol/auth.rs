@@ -31,6 +31,10 @@ pub enum Secret {
     /// `SHA1(pw)`, recovered from a native-password exchange: enough for
     /// `mysql_native_password` backends only.
     NativeStage1([u8; 20]),
+    /// Nothing reusable: the login was relayed to the backend (pass-through
+    /// of a plugin tandem cannot check itself), and only the connection it
+    /// opened is authenticated.
+    RelayedOnly,
 }
 
 impl std::fmt::Debug for Secret {
@@ -38,6 +42,7 @@ impl std::fmt::Debug for Secret {
         match self {
             Secret::Plain(_) => f.write_str("Secret::Plain(..)"),
             Secret::NativeStage1(_) => f.write_str("Secret::NativeStage1(..)"),
+            Secret::RelayedOnly => f.write_str("Secret::RelayedOnly"),
         }
     }
 }

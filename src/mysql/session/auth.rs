@@ -15,6 +15,7 @@ use crate::metrics::RejectReason;
 use crate::mysql::backend::RELAYABLE_EXT;
 use crate::mysql::io::{PacketError, PacketIo, Stream};
 use crate::mysql::listener::MysqlShared;
+use crate::mysql::pool::PooledConn;
 use crate::mysql::protocol::auth::{self, Secret};
 use crate::mysql::protocol::err::{ServerError, ER_SECURE_TRANSPORT_REQUIRED};
 use crate::mysql::protocol::handshake::{
@@ -64,6 +65,8 @@ pub struct Login {
     /// Sequence id for the final OK/ERR.
     pub seq: u8,
     pub scramble: [u8; 20],
+    /// A relayed login's primary connection (pass-through).
+    pub conn: Option<PooledConn>,
 }
 
 /// Runs the connection phase up to (not including) the final OK.
@@ -161,6 +164,23 @@ pub async fn handshake(
     )
     .await;
     let Some(user) = found else {
+        if shared.users.passthrough() {
+            // An account tandem cannot check itself: the primary does.
+            return match super::relay_login::relay_login(shared, &mut io, &mut seq, &hello).await {
+                Ok(r) => Ok((
+                    io,
+                    Login {
+                        user: r.user,
+                        secret: r.secret,
+                        hello,
+                        seq,
+                        scramble,
+                        conn: Some(r.conn),
+                    },
+                )),
+                Err(e) => Err((Some(io), e)),
+            };
+        }
         shared
             .metrics
             .rejected(RejectReason::AuthFailed)
@@ -182,6 +202,7 @@ pub async fn handshake(
                 hello,
                 seq,
                 scramble,
+                conn: None,
             },
         )),
         Ok(None) => {
@@ -332,13 +353,13 @@ fn empty_password_ok(user: &UserEntry) -> Option<Secret> {
     (user.password.as_deref() == Some("")).then(|| Secret::Plain(String::new()))
 }
 
-async fn write(io: &mut PacketIo, seq: u8, payload: &[u8]) -> Result<u8, SessionError> {
+pub(super) async fn write(io: &mut PacketIo, seq: u8, payload: &[u8]) -> Result<u8, SessionError> {
     io.write_packet(seq, payload)
         .await
         .map_err(SessionError::ClientIo)
 }
 
-async fn read(io: &mut PacketIo) -> Result<(u8, Vec<u8>), SessionError> {
+pub(super) async fn read(io: &mut PacketIo) -> Result<(u8, Vec<u8>), SessionError> {
     io.read_packet_exact(AUTH_PACKET_LIMIT)
         .await
         .map_err(SessionError::from_packet)

@@ -12,6 +12,7 @@ mod consistency;
 mod control;
 mod pooling;
 mod relay;
+mod relay_login;
 mod route;
 pub mod rsa_keys;
 mod state;
@@ -228,6 +229,7 @@ impl Session {
         client_ip: String,
     ) -> Option<Session> {
         let hello = login.hello;
+        let relayed = login.conn;
         let Some(primary) = shared.topology.load().primary().cloned() else {
             let mut io = io;
             let e = ServerError::new(
@@ -270,7 +272,7 @@ impl Session {
             database: None,
             attributes: hello.attributes,
             scramble: login.scramble,
-            slots: vec![Slot::new(primary)],
+            slots: vec![Slot::new(primary.clone())],
             state: StateLog::default(),
             pinned: None,
             ro_txn_slot: None,
@@ -278,6 +280,14 @@ impl Session {
             current_slot: None,
             stmts: Stmts::default(),
         };
+        if let Some(mut conn) = relayed.filter(|c| **c.backend() == *primary.name) {
+            // A relayed login's connection is the session's first one.
+            conn.owner = session.state_owner;
+            session.slots[0].conn = Some(conn);
+        }
+        if matches!(session.secret, Secret::RelayedOnly) {
+            session.pinned = Some(route::PIN_RELAYED_LOGIN);
+        }
         if let Err(e) = session.enter(hello.database).await {
             shared
                 .metrics
@@ -502,7 +512,9 @@ impl Session {
             }
             self.slots[slot].applied = self.state.version();
             self.hold = None;
-            self.pinned = None;
+            // A relayed login has only this connection: it stays pinned.
+            self.pinned =
+                matches!(self.secret, Secret::RelayedOnly).then_some(route::PIN_RELAYED_LOGIN);
             self.ro_txn_slot = None;
             self.last_slot = None;
             self.current_slot = None;

@@ -44,6 +44,9 @@ const PIN_USER_VARS: &str = "user variable assigned by a query";
 const PIN_MULTI: &str = "multi-statement query";
 const PIN_STATEMENT_STATE: &str = "connection-bound statement state";
 const PIN_STATE_FULL: &str = "too many session state changes to replay";
+/// A pass-through login the primary checked (`relay_login.rs`): no other
+/// connection can be opened as this user.
+pub(super) const PIN_RELAYED_LOGIN: &str = "login relayed to the primary (no reusable credentials)";
 
 // === impl Session ===
 
