@@ -404,7 +404,19 @@ fn validation_errors() {
         ),
         (
             "[mysql]\nlisten = \"127.0.0.1:6033\"\n[[mysql.backends]]\nname = \"db1\"\naddress = \"h:1\"\nrole = \"primary\"".to_owned(),
-            "x.toml:mysql.users: at least one [[mysql.users]] entry is required",
+            "x.toml:mysql.users: at least one [[mysql.users]] entry is required (or auth = \"passthrough\")",
+        ),
+        (
+            "[mysql]\nlisten = \"127.0.0.1:6033\"\nauth = \"passthrough\"\n[[mysql.backends]]\nname = \"db1\"\naddress = \"h:1\"\nrole = \"primary\"".to_owned(),
+            "x.toml:mysql.auth: auth = \"passthrough\" reads the primary's accounts: add [mysql.passthrough] (or [mysql.monitor]) with a user allowed to SELECT on mysql.user",
+        ),
+        (
+            MINIMAL_MYSQL.replace("[[mysql.users]]", "[mysql.passthrough]\nuser = \"a\"\npassword = \"b\"\n[[mysql.users]]"),
+            "x.toml:mysql.passthrough: is used only with auth = \"passthrough\"",
+        ),
+        (
+            MINIMAL_MYSQL.replace("[[mysql.users]]", "auth = \"ldap\"\n[[mysql.users]]"),
+            "x.toml:mysql.auth: unknown variant `ldap`, expected `config` or `passthrough`",
         ),
         (
             MINIMAL_MYSQL.split("[[mysql.backends]]").next().unwrap().to_owned(),

@@ -40,6 +40,13 @@ pub struct SessionHandle {
     pub backend_name: Mutex<String>,
     /// Cancelled by `KILL CONNECTION`: the session closes at its next await.
     pub kill: CancellationToken,
+    /// `KILL QUERY` of a statement that holds no backend thread yet (it
+    /// waits for a pooled connection): the statement fails with ER 1317
+    /// instead of running. Cleared when the session reads its next command,
+    /// as the server clears a KILL QUERY that found nothing running.
+    pub kill_query: std::sync::atomic::AtomicBool,
+    /// Wakes a statement waiting for a pooled connection on `kill_query`.
+    pub query_killed: tokio::sync::Notify,
 }
 
 /// State shared by every session of one MySQL listener.

@@ -321,3 +321,48 @@ async fn backend_thread(c: &mut Conn) -> u64 {
 fn raise_fd_limit() {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
 }
+
+/// `KILL QUERY` of a statement that waits for a pooled connection (none
+/// free: another session holds the only one in a transaction) ends that
+/// statement with ER 1317 at once, as the server interrupts a running one;
+/// the session goes on.
+#[tokio::test]
+async fn kill_query_interrupts_a_statement_waiting_for_a_connection() {
+    let user = "poolkill";
+    dedicated_user(user);
+    // One worker, so the cap of 1 is the whole pool.
+    let cfg = proxy_config(
+        user,
+        "max_backend_connections = 1\nacquire_timeout_ms = 20000",
+    )
+    .replace("[runtime]\n", "[runtime]\nworker_threads = 1\n");
+    let proxy = Proxy::start_with(&cfg).await;
+    // Logged in first: a login borrows a connection too.
+    let mut victim = Conn::new(url(&proxy, user, "appdb")).await.unwrap();
+    let victim_id = victim.id();
+    let mut killer = Conn::new(url(&proxy, user, "appdb")).await.unwrap();
+    let mut holder = Conn::new(url(&proxy, user, "appdb")).await.unwrap();
+    holder.query_drop("BEGIN").await.unwrap();
+    holder.query_drop("SELECT 1").await.unwrap();
+    let statement = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let r = victim.query_drop("SELECT 'waits for a connection'").await;
+        (victim, r, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The killer needs no backend connection for this.
+    killer
+        .query_drop(format!("KILL QUERY {victim_id}"))
+        .await
+        .expect("KILL QUERY of an own session answers OK");
+    let (mut victim, r, took) = statement.await.unwrap();
+    let e = r.expect_err("the waiting statement is interrupted");
+    assert!(e.to_string().contains("1317"), "ER_QUERY_INTERRUPTED: {e}");
+    assert!(
+        took < Duration::from_secs(10),
+        "at once, not at the acquire timeout: {took:?}"
+    );
+    holder.query_drop("COMMIT").await.unwrap();
+    let one: Option<i64> = victim.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1), "the session goes on");
+}

@@ -32,6 +32,7 @@ pub const ER_NET_PACKETS_OUT_OF_ORDER: u16 = 1156;
 pub const ER_NET_READ_ERROR: u16 = 1158;
 pub const ER_NET_READ_INTERRUPTED: u16 = 1159;
 pub const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
+pub const ER_QUERY_INTERRUPTED: u16 = 1317;
 pub const ER_NOT_SUPPORTED_AUTH_MODE: u16 = 1251;
 pub const ER_MALFORMED_PACKET: u16 = 1835;
 pub const ER_CONNECTION_KILLED: u16 = 1927;
@@ -67,6 +68,15 @@ impl ServerError {
 
     pub fn too_many_connections() -> Self {
         Self::new(ER_CON_COUNT_ERROR, "08004", "Too many connections")
+    }
+
+    /// What a statement stopped by `KILL QUERY` returns.
+    pub fn query_interrupted() -> Self {
+        Self::new(
+            ER_QUERY_INTERRUPTED,
+            "70100",
+            "Query execution was interrupted",
+        )
     }
 
     pub fn unknown_command() -> Self {

@@ -119,6 +119,14 @@ impl Session {
                 self.kill_on_backend(&backend_name, &address, kind, thread)
                     .await
             }
+            // No backend thread: the target is idle, or its statement waits
+            // for a pooled connection; that statement must not run. (Only
+            // the user's own sessions: the backend judges the others.)
+            _ if kind == KillKind::Query && target.user == self.user.name => {
+                target.kill_query.store(true, Ordering::Relaxed);
+                target.query_killed.notify_waiters();
+                Ok(())
+            }
             _ => Ok(()),
         };
         match result {

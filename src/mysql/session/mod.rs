@@ -191,6 +191,8 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: &Arc<MysqlShared>) {
         backend_thread: AtomicU32::new(0),
         backend_name: Mutex::new(String::new()),
         kill: shared.shutdown.child_token(),
+        kill_query: Default::default(),
+        query_killed: Default::default(),
     });
     shared.sessions.insert(id, handle.clone());
     match Session::start(shared, handle, io, login, client_ip).await {
@@ -351,6 +353,9 @@ impl Session {
                 return Err(SessionError::Refused(ServerError::packet_too_large(), 1));
             }
             let cmd = self.client.rbuf[4];
+            self.handle
+                .kill_query
+                .store(false, std::sync::atomic::Ordering::Relaxed);
             // A held connection serves this one statement, then is released.
             self.hold = None;
             self.shared.metrics.command(cmd).increment(1);

@@ -105,10 +105,18 @@ impl Session {
         // without one: there is no statement to unselect it.
         let accept = |c: &PooledConn| has_db || c.database.is_none();
         let prefer = |c: &PooledConn| c.owner == owner || c.fingerprint == fingerprint;
-        match pool
-            .acquire(&name, &self.key, &params, &prefer, &accept)
-            .await
-        {
+        // A KILL QUERY while this statement waits for a connection ends it.
+        let killed = self.handle.query_killed.notified();
+        tokio::pin!(killed);
+        killed.as_mut().enable();
+        if self.handle.kill_query.load(Ordering::Relaxed) {
+            return Err(ServerError::query_interrupted());
+        }
+        let acquired = tokio::select! {
+            r = pool.acquire(&name, &self.key, &params, &prefer, &accept) => r,
+            _ = killed => return Err(ServerError::query_interrupted()),
+        };
+        match acquired {
             Ok(mut c) => {
                 backend.health.mark_up();
                 if c.lent == 0 {

@@ -64,6 +64,16 @@ impl Session {
         self.note_current_slot(slot);
         let init_db = (cmd == COM_INIT_DB && len < MAX_PAYLOAD)
             .then(|| String::from_utf8_lossy(&self.client.rbuf[5..4 + len]).into_owned());
+        if self
+            .handle
+            .kill_query
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // KILL QUERY arrived before the statement reached a backend.
+            return Err(SessionError::StatementFailed(
+                ServerError::query_interrupted(),
+            ));
+        }
         // Cleared when the scanner saw the whole response: a connection left
         // mid-response (an error, a client that leaves) is never pooled.
         self.slots[slot].conn().awaiting_response = true;
