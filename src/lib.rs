@@ -16,7 +16,8 @@
 //!   (`monitor`: tasks and publishing, `probe`/`heartbeat`: I/O, `decide`/`health`: the pure
 //!   judgement with rise/fall hysteresis, lag limits and primary discovery).
 //! - [`mysql::protocol`]: pure wire format: packet framing, handshake, authentication
-//!   scrambles, ERR/OK packets, the response scanner that finds where a result ends.
+//!   scrambles, ERR/OK packets, the response scanner that finds where a result ends,
+//!   compressed-protocol frames (`compress`).
 //! - [`mysql::router`]: pure routing decisions: (classification, session state, topology
 //!   snapshot) -> primary or a replica by the balance policy, with the reason.
 //! - [`mysql::backend`]: tandem as a client: connect and authenticate to a backend;
@@ -32,7 +33,8 @@
 //!   per-connection state fingerprint and prepared-statement cache.
 //! - [`mysql::listener`]: the MySQL accept loop: connection limits, TLS, the session registry
 //!   (tandem connection id -> backend thread, for `KILL`).
-//! - [`mysql::io`]: plain-or-TLS socket and buffered packet reader/writer.
+//! - [`mysql::io`]: plain-or-TLS socket, the compressed protocol toward clients as a
+//!   layer over it, and the buffered packet reader/writer.
 //! - [`workers`]: session worker threads, one single-threaded runtime per core.
 //! - [`tls`]: rustls server/client configuration from PEM files.
 //! - [`http_lb`]: the HTTP load balancer: frontends (h1/h2, TLS with SNI), server pools

@@ -40,7 +40,7 @@ use super::protocol::command::{
 };
 use super::protocol::err::{self, ServerError};
 use super::protocol::ok::OkInfo;
-use super::protocol::{StatusFlags, MAX_PAYLOAD};
+use super::protocol::{CapabilityFlags, StatusFlags, MAX_PAYLOAD};
 use crate::metrics::RejectReason;
 
 /// Why a session ended. Variants that carry an ERR have it sent to the
@@ -296,6 +296,11 @@ impl Session {
             .is_err()
         {
             return None;
+        }
+        if session.caps & CapabilityFlags::CLIENT_COMPRESS.bits() != 0 {
+            // From the packet after this OK on, for the connection's life
+            // (COM_CHANGE_USER keeps the capabilities).
+            session.client = session.client.into_compressed();
         }
         session.release_conns();
         Some(session)
