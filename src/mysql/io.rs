@@ -9,7 +9,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::protocol::compress::{Decoder, Encoder, MAX_FRAME};
+use super::protocol::compress::{Decoder, Encoder, PacketCursor, MAX_FRAME};
 use super::protocol::wire::header_len;
 use super::protocol::MAX_PAYLOAD;
 
@@ -37,6 +37,9 @@ pub struct Compressed {
     plain_pos: usize,
     /// Written bytes not framed yet.
     pending: Vec<u8>,
+    /// Where the written bytes are in the packet stream: a full chunk is
+    /// never framed so that it ends between two packets (see `PacketCursor`).
+    cursor: PacketCursor,
     /// Frames not yet written to the socket, from `frames_pos` on.
     frames: Vec<u8>,
     frames_pos: usize,
@@ -163,6 +166,7 @@ impl Compressed {
             plain: Vec::new(),
             plain_pos: 0,
             pending: Vec::new(),
+            cursor: PacketCursor::default(),
             frames: Vec::new(),
             frames_pos: 0,
             next_seq: 0,
@@ -236,17 +240,20 @@ impl Compressed {
     /// chunk is full (so a slow client holds back the writer).
     fn poll_write_plain(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if self.pending.len() >= WRITE_CHUNK {
-            // Empties `pending`.
-            std::task::ready!(self.poll_write_frames(cx))?;
+            // Leaves at most one byte in `pending`.
+            std::task::ready!(self.poll_write_frames(cx, false))?;
         }
         let n = buf.len().min(WRITE_CHUNK - self.pending.len());
         self.pending.extend_from_slice(&buf[..n]);
+        self.cursor.advance(&buf[..n]);
         self.in_response |= n > 0;
         Poll::Ready(Ok(n))
     }
 
-    /// Frames everything buffered and writes it to the socket.
-    fn poll_write_frames(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Frames what is buffered and writes it to the socket: everything at
+    /// a flush (`all`), else all but the last byte when the buffer ends
+    /// between two packets.
+    fn poll_write_frames(&mut self, cx: &mut Context<'_>, all: bool) -> Poll<io::Result<()>> {
         loop {
             if self.frames_pos < self.frames.len() {
                 let n = std::task::ready!(
@@ -260,20 +267,22 @@ impl Compressed {
             }
             self.frames.clear();
             self.frames_pos = 0;
-            if self.pending.is_empty() {
+            let keep = usize::from(!all && self.cursor.at_boundary());
+            if self.pending.len() <= keep {
                 return Poll::Ready(Ok(()));
             }
-            for chunk in self.pending.chunks(MAX_FRAME) {
+            let end = self.pending.len() - keep;
+            for chunk in self.pending[..end].chunks(MAX_FRAME) {
                 self.encoder.encode(chunk, self.next_seq, &mut self.frames);
                 self.next_seq = self.next_seq.wrapping_add(1);
             }
-            self.pending.clear();
+            self.pending.drain(..end);
         }
     }
 
     /// Writes every buffered byte out as frames; the response is over.
     fn poll_flush_frames(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        std::task::ready!(self.poll_write_frames(cx))?;
+        std::task::ready!(self.poll_write_frames(cx, true))?;
         std::task::ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
         self.in_response = false;
         if let Some(seq) = self.next_response_seq.take() {

@@ -62,6 +62,52 @@ pub struct Encoder {
     deflate: Compress,
 }
 
+/// Follows the packet headers of a stream written in pieces, to tell
+/// whether what was written so far ends exactly between two packets.
+///
+/// Why: a writer cuts frames of a long response wherever its buffer fills.
+/// mysql_async (mysql_common) re-reads the packet sequence id from the
+/// compressed one before each further result set when a frame ended right
+/// there, because mysqld re-syncs them at its flush after each result
+/// (net_serv.cc `net_flush`); tandem relays the backend's uncompressed
+/// numbering, so it must not end a frame between packets except at a flush.
+#[derive(Debug, Default)]
+pub struct PacketCursor {
+    header: [u8; 4],
+    header_len: usize,
+    body_left: usize,
+}
+
+// === impl PacketCursor ===
+
+impl PacketCursor {
+    pub fn advance(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(bytes.len());
+                self.body_left -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (4 - self.header_len).min(bytes.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
+            self.header_len += n;
+            bytes = &bytes[n..];
+            if self.header_len == 4 {
+                let h = self.header;
+                self.body_left =
+                    usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+                self.header_len = 0;
+            }
+        }
+    }
+
+    /// True when the bytes so far end a packet (or nothing was written).
+    pub fn at_boundary(&self) -> bool {
+        self.header_len == 0 && self.body_left == 0
+    }
+}
+
 // === impl Decoder ===
 
 impl Default for Decoder {
@@ -310,6 +356,25 @@ mod tests {
         let mut cut = MYSQL_DOC_FRAME[..MYSQL_DOC_FRAME.len() - 10].to_vec();
         cut[0] = 0x22 - 10;
         assert_eq!(decode_all(&cut), Err(FrameError::Corrupt));
+    }
+
+    #[test]
+    fn packet_cursor_finds_the_end_of_packets_written_in_pieces() {
+        let stream = [packet(1, b"abc"), packet(2, b""), packet(3, &[7; 300])].concat();
+        let ends = [7, 11, stream.len()];
+        for piece in [1, 2, 3, 5, 64] {
+            let mut c = PacketCursor::default();
+            let mut at = 0;
+            for chunk in stream.chunks(piece) {
+                c.advance(chunk);
+                at += chunk.len();
+                assert_eq!(
+                    c.at_boundary(),
+                    ends.contains(&at),
+                    "{piece}-byte pieces, at {at}"
+                );
+            }
+        }
     }
 
     #[test]
