@@ -16,7 +16,8 @@
 //!   (`monitor`: tasks and publishing, `probe`/`heartbeat`: I/O, `decide`/`health`: the pure
 //!   judgement with rise/fall hysteresis, lag limits and primary discovery).
 //! - [`mysql::protocol`]: pure wire format: packet framing, handshake, authentication
-//!   scrambles, ERR/OK packets, the response scanner that finds where a result ends.
+//!   scrambles, ERR/OK packets, the response scanner that finds where a result ends,
+//!   compressed-protocol frames (`compress`).
 //! - [`mysql::router`]: pure routing decisions: (classification, session state, topology
 //!   snapshot) -> primary or a replica by the balance policy, with the reason.
 //! - [`mysql::backend`]: tandem as a client: connect and authenticate to a backend;
@@ -34,7 +35,8 @@
 //!   (tandem connection id -> backend thread, for `KILL`).
 //! - [`mysql::users`]: who may log in: the configured users and, with pass-through, the
 //!   primary's accounts read from `mysql.user`.
-//! - [`mysql::io`]: plain-or-TLS socket and buffered packet reader/writer.
+//! - [`mysql::io`]: plain-or-TLS socket, the compressed protocol toward clients as a
+//!   layer over it, and the buffered packet reader/writer.
 //! - [`workers`]: session worker threads, one single-threaded runtime per core.
 //! - [`tls`]: rustls server/client configuration from PEM files.
 //! - [`http_lb`]: the HTTP load balancer: frontends (h1/h2, TLS with SNI), server pools

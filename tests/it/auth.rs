@@ -179,6 +179,11 @@ async fn tls_and_require_tls_with_the_mariadb_cli() {
         (
             mariadb_cli(port, &["--ssl", "--skip-ssl-verify-server-cert"], "\\s"),
             mariadb_cli(port, &["--skip-ssl"], "SELECT 1"),
+            mariadb_cli(
+                port,
+                &["--ssl", "--skip-ssl-verify-server-cert", "--compress", "-N"],
+                "\\s SELECT REPEAT('ab', 100000);",
+            ),
         )
     })
     .await
@@ -195,6 +200,19 @@ async fn tls_and_require_tls_with_the_mariadb_cli() {
     assert!(
         plain_err.contains("3159"),
         "require_tls refuses plain: {plain_err}"
+    );
+    // The compressed protocol inside TLS.
+    let both = String::from_utf8_lossy(&out.2.stdout);
+    assert!(
+        out.2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.2.stderr)
+    );
+    assert!(both.contains("Cipher in use is"), "TLS in use: {both}");
+    assert!(both.contains("Compressed"), "compressed: {both}");
+    assert!(
+        both.contains(&"ab".repeat(100000)),
+        "a 200 KB value read back"
     );
 }
 

@@ -257,3 +257,66 @@ async fn change_user_moves_the_per_user_slot() {
     healthy(&mut app).await;
     healthy(&mut conn).await;
 }
+
+/// Reads one compressed frame and returns its sequence id and bytes.
+async fn read_frame(r: &mut Raw) -> (u8, Vec<u8>) {
+    use tandem::mysql::protocol::compress::{Decoder, HEADER_LEN};
+    use tokio::io::AsyncReadExt;
+    let mut h = [0u8; HEADER_LEN];
+    tokio::time::timeout(Duration::from_secs(10), r.s.read_exact(&mut h))
+        .await
+        .expect("a frame within 10 s")
+        .expect("a frame, not a closed socket");
+    let len = h[0] as usize | (h[1] as usize) << 8 | (h[2] as usize) << 16;
+    let mut frame = h.to_vec();
+    frame.resize(HEADER_LEN + len, 0);
+    r.s.read_exact(&mut frame[HEADER_LEN..]).await.unwrap();
+    let mut out = Vec::new();
+    let f = Decoder::default()
+        .decode(&frame, &mut out)
+        .unwrap()
+        .unwrap();
+    (f.seq, out)
+}
+
+/// With CLIENT_COMPRESS, tandem answers in frames that continue the
+/// client's frame sequence; a frame that inflates past its declared length
+/// (a zlib bomb) gets ERR 1157, as from mysqld, and the connection closes.
+#[tokio::test]
+async fn compressed_frames_are_answered_in_sequence_and_a_bomb_is_refused() {
+    use tandem::mysql::protocol::compress::Encoder;
+    let (proxy, mut good) = proxy_with("").await;
+    let mut r = Raw::login(proxy.addr(), Raw::BASIC_CAPS | Cap::CLIENT_COMPRESS.bits()).await;
+    // COM_PING in an uncompressed frame: the OK comes back in frame 1. Then
+    // a query in a compressed frame whose sequence id is 5: frame 6.
+    r.s.write_all(&[5, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x0e])
+        .await
+        .unwrap();
+    let (seq, ok) = read_frame(&mut r).await;
+    assert_eq!((seq, &ok[..5]), (1, &[7, 0, 0, 1, 0][..]), "OK in frame 1");
+    let mut frame = Vec::new();
+    let mut query = vec![0, 0, 0, 0, 0x03];
+    query
+        .extend_from_slice(b"SELECT 'tandem compressed', 'tandem compressed', 'tandem compressed'");
+    query[0] = (query.len() - 4) as u8;
+    Encoder::default().encode(&query, 5, &mut frame);
+    assert_ne!(&frame[4..7], &[0, 0, 0], "a compressed frame");
+    r.s.write_all(&frame).await.unwrap();
+    let (seq, rows) = read_frame(&mut r).await;
+    assert_eq!(seq, 6, "the answer continues the client's frame sequence");
+    assert!(
+        rows.windows(17).any(|w| w == b"tandem compressed"),
+        "result: {rows:?}"
+    );
+    // 1 MiB of zeros declared as 100 bytes.
+    let mut bomb = Vec::new();
+    Encoder::default().encode(&vec![0u8; 1 << 20], 0, &mut bomb);
+    bomb[4..7].copy_from_slice(&[100, 0, 0]);
+    r.s.write_all(&bomb).await.unwrap();
+    let (_, err) = read_frame(&mut r).await;
+    let e = tandem::mysql::protocol::err::ServerError::parse(&err[4..])
+        .unwrap_or_else(|| panic!("an ERR packet: {err:?}"));
+    assert_eq!(e.code, 1157, "{}", e.message);
+    assert!(r.closed().await);
+    healthy(&mut good).await;
+}

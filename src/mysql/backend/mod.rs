@@ -77,6 +77,9 @@ pub enum BackendError {
 }
 
 /// Capabilities tandem can relay unchanged between a client and a backend.
+/// Never CLIENT_COMPRESS: tandem compresses toward the client itself
+/// (`io::Compressed`); backend connections stay uncompressed, so sessions
+/// with and without compression share them.
 pub const RELAYABLE: u32 = Cap::CLIENT_LONG_PASSWORD.bits()
     | Cap::CLIENT_FOUND_ROWS.bits()
     | Cap::CLIENT_LONG_FLAG.bits()

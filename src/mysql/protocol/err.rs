@@ -29,6 +29,7 @@ pub const ER_KILL_DENIED_ERROR: u16 = 1095;
 pub const ER_UNKNOWN_ERROR: u16 = 1105;
 pub const ER_NET_PACKET_TOO_LARGE: u16 = 1153;
 pub const ER_NET_PACKETS_OUT_OF_ORDER: u16 = 1156;
+pub const ER_NET_UNCOMPRESS_ERROR: u16 = 1157;
 pub const ER_NET_READ_ERROR: u16 = 1158;
 pub const ER_NET_READ_INTERRUPTED: u16 = 1159;
 pub const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
@@ -100,6 +101,16 @@ impl ServerError {
             ER_NET_PACKETS_OUT_OF_ORDER,
             "08S01",
             "Got packets out of order",
+        )
+    }
+
+    /// A compressed frame from the client that does not decode; `why` is
+    /// the frame error.
+    pub fn uncompress_error(why: &str) -> Self {
+        Self::new(
+            ER_NET_UNCOMPRESS_ERROR,
+            "08S01",
+            format!("Couldn't uncompress communication packet: {why}"),
         )
     }
 

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod command;
+pub mod compress;
 pub mod err;
 pub mod handshake;
 pub mod ok;

@@ -17,6 +17,7 @@ use crate::mysql::io::{PacketError, PacketIo, Stream};
 use crate::mysql::listener::MysqlShared;
 use crate::mysql::pool::PooledConn;
 use crate::mysql::protocol::auth::{self, Secret};
+use crate::mysql::protocol::compress::FrameError;
 use crate::mysql::protocol::err::{ServerError, ER_SECURE_TRANSPORT_REQUIRED};
 use crate::mysql::protocol::handshake::{
     auth_switch_request, ClientHello, ServerGreeting, CLIENT_MYSQL,
@@ -86,6 +87,12 @@ pub async fn handshake(
     if shared.tls.is_some() {
         caps |= Cap::CLIENT_SSL.bits();
     }
+    // tandem speaks the compressed protocol with the client itself
+    // (`io::Compressed`), whatever the backend offers; backend connections
+    // stay uncompressed (`backend::RELAYABLE` leaves it out). mysqlnd
+    // compresses whenever it asked to, offered or not, so not offering it
+    // would not keep PHP clients uncompressed anyway.
+    caps |= Cap::CLIENT_COMPRESS.bits();
     let ext_caps = shared
         .backend_ext_caps
         .load(std::sync::atomic::Ordering::Relaxed)
@@ -370,7 +377,17 @@ impl SessionError {
         match e {
             PacketError::Closed => SessionError::ClientClosed,
             PacketError::TooLarge(_) => SessionError::Protocol(ServerError::packet_too_large()),
-            PacketError::Io(e) => SessionError::ClientIo(e),
+            PacketError::Io(e) => {
+                // A compressed frame that does not decode: like mysqld,
+                // tell the client before closing.
+                let frame = e.get_ref().and_then(|r| r.downcast_ref::<FrameError>());
+                match frame {
+                    Some(f) => {
+                        SessionError::Refused(ServerError::uncompress_error(&f.to_string()), 1)
+                    }
+                    None => SessionError::ClientIo(e),
+                }
+            }
         }
     }
 }

@@ -41,7 +41,7 @@ use super::protocol::command::{
 };
 use super::protocol::err::{self, ServerError};
 use super::protocol::ok::OkInfo;
-use super::protocol::{StatusFlags, MAX_PAYLOAD};
+use super::protocol::{CapabilityFlags, StatusFlags, MAX_PAYLOAD};
 use super::users::UserEntry;
 use crate::metrics::RejectReason;
 
@@ -309,6 +309,11 @@ impl Session {
             .is_err()
         {
             return None;
+        }
+        if session.caps & CapabilityFlags::CLIENT_COMPRESS.bits() != 0 {
+            // From the packet after this OK on, for the connection's life
+            // (COM_CHANGE_USER keeps the capabilities).
+            session.client = session.client.into_compressed();
         }
         session.release_conns();
         Some(session)

@@ -270,3 +270,18 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compression is between the client and tandem only: a compressing
+    /// session borrows the same (uncompressed) backend connections.
+    #[test]
+    fn compression_is_not_part_of_the_pool_key() {
+        let caps = (Cap::CLIENT_PROTOCOL_41 | Cap::CLIENT_DEPRECATE_EOF).bits();
+        let with = pool_key("app", caps | Cap::CLIENT_COMPRESS.bits(), 0, 45);
+        assert_eq!(with, pool_key("app", caps, 0, 45));
+        assert_eq!(RELAYABLE & Cap::CLIENT_COMPRESS.bits(), 0);
+    }
+}

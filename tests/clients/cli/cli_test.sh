@@ -65,6 +65,20 @@ else
     not_ok "status (\\s) shows server version and connection id" "$(echo "$out" | tr '\n' ' ')"
 fi
 
+# --compress: the client compresses only when the server offers CLIENT_COMPRESS; \s says so.
+out=$(cli --compress -e '\s' 2>&1)
+if [[ $out == *"Protocol:"*"Compressed"* ]]; then
+    ok "--compress: status (\\s) says the protocol is compressed"
+else
+    not_ok "--compress: status (\\s) says the protocol is compressed" "$(echo "$out" | grep -i protocol | tr '\n' ' ')"
+fi
+expect "--compress: queries and a 1 MiB value" $'20\t1048576\t'"$(head -c 1048576 /dev/zero | tr '\0' z | md5sum | cut -d' ' -f1)" \
+    "$(cli --compress -N -B -e "SELECT COUNT(*) FROM users; SET @v = REPEAT('z', 1048576); SELECT LENGTH(@v), MD5(@v)" 2>&1 | tr '\n' '\t' | sed 's/\t$//')"
+
+out=$(cli --compress --local-infile=1 -N -B -e "DELETE FROM $T WHERE id > 100;
+    LOAD DATA LOCAL INFILE '$TMP/data.tsv' INTO TABLE $T (id, s); SELECT COUNT(*) FROM $T WHERE s LIKE 'row-%'" 2>&1)
+expect "--compress: LOAD DATA LOCAL INFILE" "200" "$out"
+
 # expect_error NAME SQL CODE: exit status 1 and "ERROR CODE (SQLSTATE) at line 1: ..." on stderr
 # (the 10.11 client also echoes the failed statement there).
 expect_error() {

@@ -39,6 +39,15 @@ function expect($got, $want, string $what = 'value')
 {
     return $got === $want ? true : "$what: got " . var_export($got, true) . ", want " . var_export($want, true);
 }
+// $size bytes that deflate well, with some incompressible stretches.
+function compressible(int $size): string
+{
+    $out = '';
+    while (strlen($out) < $size) {
+        $out .= str_repeat('tandem compresses this text; ', 2000) . random_bytes(2048);
+    }
+    return substr($out, 0, $size);
+}
 function expect_error(mysqli $c, string $sql, int $code)
 {
     try {
@@ -50,8 +59,10 @@ function expect_error(mysqli $c, string $sql, int $code)
 }
 
 mysqli_report(MYSQLI_REPORT_ERROR | MYSQLI_REPORT_STRICT);
+// The compressed checks hold 20 MiB values several times over.
+ini_set('memory_limit', '1G');
 
-function connect(): mysqli
+function connect(int $flags = 0): mysqli
 {
     global $host, $port, $user, $pass, $db;
     $c = mysqli_init();
@@ -61,7 +72,7 @@ function connect(): mysqli
     // Text-protocol results typed from the column definitions, as the binary protocol is.
     $c->options(MYSQLI_OPT_INT_AND_FLOAT_NATIVE, true);
     $c->options(MYSQLI_OPT_CONNECT_TIMEOUT, 10);
-    $c->real_connect($host, $user, $pass, $db, $port);
+    $c->real_connect($host, $user, $pass, $db, $port, null, $flags);
     $c->set_charset('utf8mb4');
     return $c;
 }
@@ -270,6 +281,84 @@ check('drop table', function () use ($c, $t) {
     return true;
 });
 $c->close();
+
+// The compressed protocol: mysqlnd frames every packet once it asked for
+// CLIENT_COMPRESS. Payloads from one frame up to several (a 16 MiB packet
+// spans frames; 20 MiB is a two-packet statement and row).
+$z = null;
+check('compressed: connect and query', function () use (&$z) {
+    $z = connect(MYSQLI_CLIENT_COMPRESS);
+    return expect($z->query('SELECT 1 + 1 AS two')->fetch_assoc()['two'], 2, 'SELECT 1 + 1');
+});
+if ($z !== null) {
+    check('compressed: ordinary queries', function () use ($z) {
+        $rows = $z->query('SELECT id, title FROM posts ORDER BY id LIMIT 2')->fetch_all(MYSQLI_NUM);
+        $n = $z->query('SELECT COUNT(*) AS n FROM users')->fetch_assoc()['n'];
+        $z->query('SET @tandem_z = 7');
+        $v = $z->query('SELECT @tandem_z AS v')->fetch_assoc()['v'];
+        return expect([$rows[0][1], $n, $v], ['Hello world 👋', 20, 7], '[title, users, variable]');
+    });
+    check('compressed: prepared statement', function () use ($z) {
+        $st = $z->prepare('SELECT title FROM posts WHERE id = ?');
+        $got = [];
+        foreach ([1, 2] as $id) {
+            $st->bind_param('i', $id);
+            $st->execute();
+            $got[] = $st->get_result()->fetch_row()[0] !== null;
+        }
+        $st->close();
+        return expect($got, [true, true], 'rows found');
+    });
+    check('compressed: errors', fn () => expect_error($z, 'SELEC 1', 1064));
+    $zt = "{$t}_z";
+    check('compressed: multi_query and LOAD DATA LOCAL INFILE', function () use ($z, $zt) {
+        $z->query("CREATE TABLE $zt (id INT PRIMARY KEY, b LONGBLOB) ENGINE=InnoDB");
+        $file = tempnam(sys_get_temp_dir(), 'tandem-php-z-');
+        file_put_contents($file, implode('', array_map(fn ($k) => "$k\tline $k\n", range(1, 300))));
+        try {
+            $z->query("LOAD DATA LOCAL INFILE '" . $z->real_escape_string($file) . "' INTO TABLE $zt (id, b)");
+        } finally {
+            unlink($file);
+        }
+        $z->multi_query("SELECT COUNT(*) FROM $zt; SELECT b FROM $zt WHERE id = 300; DELETE FROM $zt");
+        $sets = [];
+        do {
+            if ($res = $z->store_result()) {
+                $sets[] = $res->fetch_all(MYSQLI_NUM);
+                $res->free();
+            } else {
+                $sets[] = 'ok:' . $z->affected_rows;
+            }
+        } while ($z->more_results() && $z->next_result());
+        return expect($sets, [[[300]], [['line 300']], 'ok:300'], 'result sets');
+    });
+    foreach ([16 << 10, 64 << 10, 1 << 20, 16 << 20, 20 << 20] as $size) {
+        check("compressed: $size bytes REPLACE and SELECT back", function () use ($z, $zt, $size) {
+            $data = compressible($size);
+            $want = [$size, md5($data)];
+            $z->query("REPLACE INTO $zt VALUES (1, '" . $z->real_escape_string($data) . "')");
+            $row = $z->query("SELECT LENGTH(b) AS n, MD5(b) AS m, b FROM $zt WHERE id = 1")->fetch_assoc();
+            $text = [[$row['n'], $row['m']], [strlen($row['b']), md5($row['b'])]];
+            unset($row);
+            $st = $z->prepare("REPLACE INTO $zt VALUES (2, ?)");
+            $st->bind_param('s', $data);
+            $st->execute();
+            $st->close();
+            $st = $z->prepare("SELECT b FROM $zt WHERE id = ?");
+            $id = 2;
+            $st->bind_param('i', $id);
+            $st->execute();
+            $b = $st->get_result()->fetch_row()[0];
+            $st->close();
+            return expect([$text[0], $text[1], [strlen($b), md5($b)]], [$want, $want, $want], '[server, text, binary] [length, md5]');
+        });
+    }
+    check('compressed: connection usable after large packets', function () use ($z, $zt) {
+        $z->query("DROP TABLE $zt");
+        return expect($z->query('SELECT 6 AS x')->fetch_assoc()['x'], 6, 'SELECT 6');
+    });
+    $z->close();
+}
 
 echo "mysqli: $passed passed, $failed failed\n";
 exit($failed === 0 ? 0 : 1);

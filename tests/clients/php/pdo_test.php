@@ -55,10 +55,10 @@ function expect_error(PDO $c, string $sql, int $code, ?array $params = null)
     return "no error for: $sql";
 }
 
-function connect(bool $emulate = false): PDO
+function connect(bool $emulate = false, array $extra = []): PDO
 {
     global $host, $port, $user, $pass, $db;
-    return new PDO("mysql:host=$host;port=$port;dbname=$db;charset=utf8mb4", $user, $pass, [
+    return new PDO("mysql:host=$host;port=$port;dbname=$db;charset=utf8mb4", $user, $pass, $extra + [
         PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
         PDO::ATTR_EMULATE_PREPARES => $emulate, // false: server-side COM_STMT_PREPARE/EXECUTE
         PDO::ATTR_STRINGIFY_FETCHES => false,
@@ -66,6 +66,17 @@ function connect(bool $emulate = false): PDO
         PDO::MYSQL_ATTR_LOCAL_INFILE => true,
     ]);
 }
+// $size bytes that deflate well, with some incompressible stretches.
+function compressible(int $size): string
+{
+    $out = '';
+    while (strlen($out) < $size) {
+        $out .= str_repeat('tandem compresses this text; ', 2000) . random_bytes(2048);
+    }
+    return substr($out, 0, $size);
+}
+// The compressed checks hold 20 MiB values several times over.
+ini_set('memory_limit', '1G');
 
 $t = 'php_pdo_' . getmypid();
 $c = null;
@@ -217,6 +228,47 @@ check('drop table', function () use ($c, $t) {
     $c->exec("DROP TABLE $t");
     return true;
 });
+
+// The compressed protocol: mysqlnd frames every packet once it asked for
+// CLIENT_COMPRESS. Payloads from one frame up to several (a 16 MiB packet
+// spans frames; 20 MiB is a two-packet statement and row).
+$z = null;
+check('compressed: connect and query', function () use (&$z) {
+    $z = connect(false, [PDO::MYSQL_ATTR_COMPRESS => true]);
+    return expect((int) $z->query('SELECT 1 + 1')->fetchColumn(), 2, 'SELECT 1 + 1');
+});
+if ($z !== null) {
+    check('compressed: ordinary queries and a prepared statement', function () use ($z) {
+        $title = $z->query('SELECT title FROM posts WHERE id = 1')->fetchColumn();
+        $n = (int) $z->query('SELECT COUNT(*) FROM users')->fetchColumn();
+        $st = $z->prepare('SELECT email FROM users WHERE id = ?');
+        $st->execute([1]);
+        return expect([$title, $n, $st->fetchColumn()], ['Hello world 👋', 20, 'alice@example.com'], '[title, users, email]');
+    });
+    $zt = "{$t}_z";
+    check('compressed: create table', fn () => expect($z->exec("CREATE TABLE $zt (id INT PRIMARY KEY, b LONGBLOB) ENGINE=InnoDB"), 0, 'rows'));
+    foreach ([16 << 10, 64 << 10, 1 << 20, 16 << 20, 20 << 20] as $size) {
+        check("compressed: $size bytes REPLACE and SELECT back", function () use ($z, $zt, $size) {
+            $data = compressible($size);
+            $want = [$size, md5($data)];
+            $z->exec("REPLACE INTO $zt VALUES (1, " . $z->quote($data) . ")");
+            $row = $z->query("SELECT LENGTH(b), MD5(b), b FROM $zt WHERE id = 1")->fetch(PDO::FETCH_NUM);
+            $text = [[(int) $row[0], $row[1]], [strlen($row[2]), md5($row[2])]];
+            unset($row);
+            $st = $z->prepare("REPLACE INTO $zt VALUES (2, ?)");
+            $st->bindValue(1, $data, PDO::PARAM_LOB);
+            $st->execute();
+            $st = $z->prepare("SELECT b FROM $zt WHERE id = ?");
+            $st->execute([2]);
+            $b = $st->fetchColumn();
+            return expect([$text[0], $text[1], [strlen($b), md5($b)]], [$want, $want, $want], '[server, text, binary] [length, md5]');
+        });
+    }
+    check('compressed: connection usable after large packets', function () use ($z, $zt) {
+        $z->exec("DROP TABLE $zt");
+        return expect((int) $z->query('SELECT 6')->fetchColumn(), 6, 'SELECT 6');
+    });
+}
 
 echo "pdo: $passed passed, $failed failed\n";
 exit($failed === 0 ? 0 : 1);
