@@ -129,15 +129,7 @@ impl Session {
         if let Some(k) = unconsumed.take() {
             self.client.rbuf.advance_by(k);
         }
-        self.client
-            .stream
-            .flush()
-            .await
-            .map_err(SessionError::ClientIo)?;
-        self.shared
-            .metrics
-            .client_bytes_sent
-            .increment(relayed as u64);
+        self.flush_client(relayed).await?;
         let outcome = scanner.outcome();
         if outcome.has_status {
             self.status = outcome.status;
@@ -148,6 +140,18 @@ impl Session {
             self.database = Some(db);
         }
         Ok(outcome)
+    }
+
+    /// Flushes what was written to the client for this command (`sent`
+    /// bytes, for the metrics).
+    pub(super) async fn flush_client(&mut self, sent: usize) -> Result<(), SessionError> {
+        self.client
+            .stream
+            .flush()
+            .await
+            .map_err(SessionError::ClientIo)?;
+        self.shared.metrics.client_bytes_sent.increment(sent as u64);
+        Ok(())
     }
 
     /// Waits for more of slot `slot`'s response. Meanwhile whatever the client

@@ -226,15 +226,7 @@ impl Session {
             .write_all(&answer)
             .await
             .map_err(SessionError::ClientIo)?;
-        self.client
-            .stream
-            .flush()
-            .await
-            .map_err(SessionError::ClientIo)?;
-        self.shared
-            .metrics
-            .client_bytes_sent
-            .increment(answer.len() as u64);
+        self.flush_client(answer.len()).await?;
         if let (Some((backend_id, _, params)), false) = (outcome.prepared, outcome.error) {
             self.cache_prepared(slot, sql.clone(), backend_id).await;
             self.shared.open_stmts.opened(&sql);
