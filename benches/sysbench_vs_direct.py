@@ -83,6 +83,8 @@ def main():
     ap.add_argument("--worker-threads", type=int, default=0, help="tandem runtime threads (0 = default)")
     ap.add_argument("--pool", type=int, default=0,
                     help="mysql.pool.max_backend_connections (0 = tandem's default)")
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/tandem"),
+                    help="the tandem to measure (default: a fresh release build)")
     ap.add_argument("--replicas", type=int, default=0,
                     help="start this many replicas and let tandem split reads over them "
                          "(direct runs still go to the primary)")
@@ -90,7 +92,8 @@ def main():
     args.dir = args.dir or f"/tmp/tandem-bench-r{args.replicas}"
 
     sh(os.path.join(ROOT, "scripts/testbed"), "install")
-    sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
+    if args.binary == os.path.join(ROOT, "target/release/tandem"):
+        sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
     sh(os.path.join(ROOT, "scripts/testbed"), "start", args.dir, str(args.base_port), str(args.replicas))
     with open(os.path.join(args.dir, "node0", "mysqld.pid")) as f:
         mariadb_pid = int(f.read().strip())
@@ -120,7 +123,7 @@ role = "replica"
 """)
     cfg.close()
     env = dict(os.environ, RUST_LOG="warn")
-    tandem = subprocess.Popen([os.path.join(ROOT, "target/release/tandem"), "run", "--config", cfg.name], env=env)
+    tandem = subprocess.Popen([args.binary, "run", "--config", cfg.name], env=env)
     try:
         wait_http(f"http://127.0.0.1:{args.tandem_port + 1}/health")
         sh("mariadb", "-h127.0.0.1", f"-P{args.base_port}", "-uapp", "-papppass",
