@@ -275,6 +275,10 @@ pub struct MonitorConfig {
     pub min_serving_replicas: u32,
     /// Scale read shares down with lag (towards 0 at the limit); default false.
     pub lag_weighting: bool,
+    /// How long after the primary was last seen replicas cut off from it
+    /// (their IO thread reconnecting) keep serving reads; 0 = forever.
+    /// Default 30 000.
+    pub max_staleness_ms: u64,
 }
 
 /// `[[mysql.backends]]`.
@@ -498,6 +502,7 @@ impl fmt::Debug for MonitorConfig {
             .field("max_replication_lag_ms", &self.max_replication_lag_ms)
             .field("min_serving_replicas", &self.min_serving_replicas)
             .field("lag_weighting", &self.lag_weighting)
+            .field("max_staleness_ms", &self.max_staleness_ms)
             .finish()
     }
 }

@@ -169,6 +169,8 @@ pub(super) struct RawMonitor {
     pub min_serving_replicas: Option<u32>,
     #[serde(default, deserialize_with = "opt_bool")]
     pub lag_weighting: Option<bool>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub max_staleness_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

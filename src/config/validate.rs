@@ -23,6 +23,7 @@ use super::{Balance, Consistency, PoolConfig, PrimaryReads, ReadOnlyTransactions
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
 const BACKEND_RETRY_MS: u64 = 5_000;
 const MAX_PREPARED_PER_BACKEND: u64 = 256;
+const MAX_STALENESS_MS: u64 = 30_000;
 const LOG_LEVEL: &str = "info";
 const MAX_CLIENT_CONNECTIONS: u32 = 2048;
 const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -308,6 +309,7 @@ fn monitor(raw: RawMonitor) -> Result<MonitorConfig, Invalid> {
         max_replication_lag_ms: raw.max_replication_lag_ms.unwrap_or(MAX_REPLICATION_LAG_MS),
         min_serving_replicas: raw.min_serving_replicas.unwrap_or(0),
         lag_weighting: raw.lag_weighting.unwrap_or(false),
+        max_staleness_ms: raw.max_staleness_ms.unwrap_or(MAX_STALENESS_MS),
     })
 }
 

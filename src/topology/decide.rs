@@ -41,6 +41,9 @@ pub struct Policy {
     pub monitored: bool,
     /// The heartbeat is trusted while it moved within this (0 = no heartbeat).
     pub heartbeat_fresh_ms: u64,
+    /// Replicas cut off from a primary that is down keep serving this long
+    /// after the primary was last seen; 0 = forever.
+    pub max_staleness_ms: u64,
 }
 
 /// What an operator asked for a backend through the admin API.
@@ -77,6 +80,12 @@ pub struct Cluster {
     /// The newest heartbeat seen, and when it last moved: a heartbeat that
     /// stopped moving (writes failing, primary gone) says nothing about lag.
     heartbeat: Option<(u64, Instant)>,
+    /// When the known primary last passed a check, or (before it ever did)
+    /// the first check of anything: the start of a cut-off replica's
+    /// staleness.
+    primary_seen: Option<Instant>,
+    /// The time of the newest check: the judgement's clock.
+    clock: Option<Instant>,
 }
 
 /// The judgement of one backend.
@@ -117,6 +126,7 @@ impl Policy {
             max_lag_ms: m.max_replication_lag_ms,
             min_serving: m.min_serving_replicas,
             lag_weighting: m.lag_weighting,
+            max_staleness_ms: m.max_staleness_ms,
             monitored: true,
             // The primary's check sees each write at most one interval
             // late; three missed writes on top of that means it stopped.
@@ -149,6 +159,8 @@ impl Cluster {
                 .iter()
                 .position(|b| b.role == ConfiguredRole::Primary),
             heartbeat: None,
+            primary_seen: None,
+            clock: None,
         }
     }
 
@@ -167,6 +179,11 @@ impl Cluster {
             ..
         } = self.policy;
         let changed = self.members[i].tracker.observe(sample, rise, fall);
+        self.clock = Some(now);
+        let primary_ok = self.known_primary == Some(i) && matches!(sample, Sample::Ok(_));
+        if primary_ok || self.primary_seen.is_none() {
+            self.primary_seen = Some(now);
+        }
         let heartbeat_us = self.fresh_heartbeat(now);
         if self.known_primary == Some(i) {
             self.members[i].tracker.clear_lag();
@@ -344,6 +361,15 @@ impl Cluster {
     fn replica_state(&self, t: &Tracker) -> (BackendState, bool, Option<Arc<str>>) {
         match &t.lag {
             Some(Lag::Broken(why)) => (BackendState::Lagging, false, Some(why.clone())),
+            Some(Lag::Cut(_)) if self.primary_lost_within_staleness() => (
+                BackendState::Up,
+                true,
+                Some(
+                    "its primary is down: serving the newest data there is (max_staleness_ms)"
+                        .into(),
+                ),
+            ),
+            Some(Lag::Cut(why)) => (BackendState::Lagging, false, Some(why.clone())),
             Some(Lag::Ms(ms)) if t.lag_excluded => {
                 let limit = self.policy.max_lag_ms;
                 let why: Arc<str> = if limit != 0 && *ms > limit {
@@ -367,6 +393,25 @@ impl Cluster {
                 Some("no replication check since it stopped being the primary".into()),
             ),
         }
+    }
+
+    /// True while the known primary fails its checks (or none is known) and
+    /// was last seen within `max_staleness_ms`: a replica cut off from it then
+    /// has the newest data there is, and reads never depend on the primary.
+    /// A replica cut off from a primary tandem still reaches is only behind.
+    fn primary_lost_within_staleness(&self) -> bool {
+        let down = match self.known_primary {
+            Some(p) => self.members[p].tracker.healthy == Some(false),
+            None => true,
+        };
+        let fresh = match (self.policy.max_staleness_ms, self.clock, self.primary_seen) {
+            (0, _, _) => true,
+            (limit, Some(now), Some(seen)) => {
+                now.saturating_duration_since(seen).as_millis() <= u128::from(limit)
+            }
+            _ => false,
+        };
+        down && fresh
     }
 
     /// Lag weighting: the full share at no lag, falling linearly to

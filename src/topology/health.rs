@@ -77,9 +77,13 @@ pub enum IoState {
 pub enum Lag {
     /// Milliseconds behind the primary.
     Ms(u64),
-    /// Not replicating (IO thread stopped or connecting, SQL thread stopped
-    /// on an error, no replication at all): the lag is unknown and unbounded.
+    /// Not replicating (IO thread stopped, SQL thread stopped on an error,
+    /// no replication at all): the lag is unknown and unbounded.
     Broken(Arc<str>),
+    /// Cut off from its source: the IO thread is reconnecting. Behind a
+    /// primary that is down, its data is the newest there is (the cluster
+    /// judgement decides; see `decide.rs`).
+    Cut(Arc<str>),
 }
 
 /// What the lag judgement needs from the rest of the cluster.
@@ -191,7 +195,7 @@ impl Tracker {
         };
         let lag = lag_of(obs, refs, &mut self.behind_since, now);
         let within = match &lag {
-            Lag::Broken(_) => false,
+            Lag::Broken(_) | Lag::Cut(_) => false,
             Lag::Ms(ms) => limit_ms == 0 || *ms <= limit_ms,
         };
         if within {
@@ -246,7 +250,7 @@ fn lag_of(
     }
     if let Some(broken) = obs.replication.iter().find_map(broken_channel) {
         *behind_since = None;
-        return Lag::Broken(broken);
+        return broken;
     }
     let heartbeat = match (refs.heartbeat_us, obs.heartbeat_us) {
         (Some(primary), Some(mine)) => Some(primary.saturating_sub(mine) / 1000),
@@ -280,8 +284,9 @@ fn lag_of(
     }
 }
 
-/// Why a channel cannot bring new data, if it cannot.
-fn broken_channel(c: &Channel) -> Option<Arc<str>> {
+/// Why a channel cannot bring new data, if it cannot: [`Lag::Cut`] while
+/// its IO thread reconnects to the source, else [`Lag::Broken`].
+fn broken_channel(c: &Channel) -> Option<Lag> {
     let err = |what: &str, e: &str| -> Arc<str> {
         if e.is_empty() {
             what.into()
@@ -290,14 +295,25 @@ fn broken_channel(c: &Channel) -> Option<Arc<str>> {
         }
     };
     match c.io_running {
-        IoState::No => return Some(err("replication IO thread stopped", &c.last_io_error)),
+        IoState::No => {
+            return Some(Lag::Broken(err(
+                "replication IO thread stopped",
+                &c.last_io_error,
+            )))
+        }
         IoState::Connecting => {
-            return Some(err("replication IO thread connecting", &c.last_io_error))
+            return Some(Lag::Cut(err(
+                "replication IO thread connecting",
+                &c.last_io_error,
+            )))
         }
         IoState::Yes => {}
     }
     if !c.sql_running && !c.last_sql_error.is_empty() {
-        return Some(err("replication SQL thread stopped", &c.last_sql_error));
+        return Some(Lag::Broken(err(
+            "replication SQL thread stopped",
+            &c.last_sql_error,
+        )));
     }
     None
 }
@@ -404,7 +420,7 @@ mod tests {
         let connecting = replica(IoState::Connecting, true, None);
         assert!(matches!(
             lag_of(&connecting, refs, &mut since, now),
-            Lag::Broken(_)
+            Lag::Cut(_)
         ));
         let mut sql_error = replica(IoState::Yes, false, None);
         sql_error.replication[0].last_sql_error = "Duplicate entry".into();

@@ -85,6 +85,7 @@ impl Monitor {
                 lag_weighting: false,
                 monitored: false,
                 heartbeat_fresh_ms: 0,
+                max_staleness_ms: 0,
             });
         let n = mysql.backends.len();
         Arc::new(Monitor {

@@ -15,6 +15,7 @@ fn policy() -> Policy {
         lag_weighting: false,
         monitored: true,
         heartbeat_fresh_ms: 1_000,
+        max_staleness_ms: 30_000,
     }
 }
 
@@ -380,4 +381,69 @@ fn a_server_in_maintenance_is_no_candidate_and_no_alarm() {
         "writes never move to a server in maintenance"
     );
     assert_eq!(states(&e), vec![(Down, false), (Maintenance, false)]);
+}
+
+/// Reads never depend on the primary: replicas cut off from a primary that
+/// is down (IO thread reconnecting) keep serving, for `max_staleness_ms`
+/// after the primary was last seen; a replica cut off from a primary that
+/// tandem still reaches, or stopped by an error or an operator, does not.
+#[test]
+fn replicas_cut_off_from_a_dead_primary_serve_within_max_staleness() {
+    use std::time::Duration;
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut c = cluster(
+        &[("p", C::Primary), ("r1", C::Replica), ("r2", C::Replica)],
+        policy(),
+    );
+    let m = "10.0.0.1:3306";
+    c.observe(0, &ok(primary_obs()), at(0));
+    c.observe(1, &ok(replica_obs(m, Some(0), IoState::Yes)), at(0));
+    c.observe(2, &ok(replica_obs(m, Some(0), IoState::Yes)), at(0));
+
+    // The replicas lose their source while tandem still reaches the
+    // primary: a network problem of theirs, they are only behind.
+    c.observe(1, &ok(replica_obs(m, None, IoState::Connecting)), at(100));
+    let e = c.evaluate();
+    assert_eq!(states(&e)[1], (Lagging, false));
+
+    // The primary fails its checks (fall = 3): it is down, and both cut-off
+    // replicas serve; r2's IO thread was stopped by an operator: not it.
+    let mut now = 100;
+    for _ in 0..3 {
+        now += 500;
+        c.observe(0, &Sample::Failed("connect: refused".into()), at(now));
+    }
+    c.observe(1, &ok(replica_obs(m, None, IoState::Connecting)), at(now));
+    c.observe(2, &ok(replica_obs(m, None, IoState::No)), at(now));
+    let e = c.evaluate();
+    assert_eq!(
+        states(&e),
+        vec![(Down, false), (Up, true), (Lagging, false)]
+    );
+    assert!(e.decisions[1]
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.contains("max_staleness_ms")));
+
+    // Past max_staleness_ms (30 s) since the primary was last seen (at 0):
+    // out of rotation.
+    c.observe(
+        1,
+        &ok(replica_obs(m, None, IoState::Connecting)),
+        at(29_000),
+    );
+    assert_eq!(states(&c.evaluate())[1], (Up, true));
+    c.observe(
+        1,
+        &ok(replica_obs(m, None, IoState::Connecting)),
+        at(30_500),
+    );
+    assert_eq!(states(&c.evaluate())[1], (Lagging, false));
+
+    // 0 = forever.
+    let mut forever = policy();
+    forever.max_staleness_ms = 0;
+    c.policy = forever;
+    assert_eq!(states(&c.evaluate())[1], (Up, true));
 }
