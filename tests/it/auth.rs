@@ -242,10 +242,10 @@ async fn backend_tls_verified_against_the_testbed_ca() {
     let extra = format!("[mysql.backend_tls]\nca_file = \"{other_ca}\"\nverify = true\n");
     match backend_cipher(&extra).await {
         Err(mysql_async::Error::Server(e)) => {
-            assert_eq!(e.code, 2003);
+            assert_eq!(e.code, 1429);
             assert!(e.message.contains("tls"), "{}", e.message);
         }
-        other => panic!("expected ERR 2003, got {other:?}"),
+        other => panic!("expected ERR 1429, got {other:?}"),
     }
 }
 

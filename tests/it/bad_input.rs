@@ -150,7 +150,10 @@ async fn connection_limit_answers_1040() {
 }
 
 #[tokio::test]
-async fn backend_down_at_connect_is_a_prompt_2003() {
+/// The only backend is down: a prompt ERR 1429 (a server-range code) that
+/// every client parses, in the connection phase. A client-range code there
+/// (2003) made libmariadb print "Received malformed packet" (2027).
+async fn backend_down_at_connect_is_a_prompt_error_every_client_reads() {
     // A port nobody listens on: bind, note, close.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -165,14 +168,62 @@ async fn backend_down_at_connect_is_a_prompt_2003() {
     assert!(t0.elapsed() < Duration::from_secs(5));
     match e {
         mysql_async::Error::Server(s) => {
-            assert_eq!(s.code, 2003);
+            assert_eq!(s.code, 1429);
             assert!(
-                s.message.contains("tandem") && s.message.contains("db1"),
+                s.message.contains("tandem") && s.message.contains("'db1'"),
                 "{}",
                 s.message
             );
         }
         other => panic!("{other}"),
+    }
+    let port = proxy.addr().port().to_string();
+    let clients: [(&str, Vec<String>); 3] = [
+        (
+            "mariadb",
+            ["--no-defaults", "-h127.0.0.1", "-P", &port, "-uapp", "-papppass", "appdb", "-e", "SELECT 1"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "php",
+            vec![
+                "-r".into(),
+                format!(
+                    "mysqli_report(MYSQLI_REPORT_OFF); @mysqli_connect('127.0.0.1', 'app', 'apppass', 'appdb', {port}); \
+                     echo 'ERROR ', mysqli_connect_errno(), ' ', mysqli_connect_error(), PHP_EOL;"
+                ),
+            ],
+        ),
+        (
+            "python3",
+            vec![
+                "-c".into(),
+                format!(
+                    "import pymysql\ntry:\n    pymysql.connect(host='127.0.0.1', port={port}, user='app', password='apppass', database='appdb')\n\
+                     except pymysql.err.MySQLError as e:\n    print('ERROR', e.args[0], e.args[1])"
+                ),
+            ],
+        ),
+    ];
+    for (program, args) in clients {
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(program)
+                .args(&args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("ERROR 1429") && text.contains("tandem: ") && text.contains("'db1'"),
+            "{program}: {text}"
+        );
     }
 }
 

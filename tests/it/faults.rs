@@ -221,3 +221,113 @@ async fn sysbench_read_only_survives_kill_9_of_a_replica() {
     assert_ne!(port, BASE_PORT + 2);
     idle.disconnect().await.unwrap();
 }
+
+/// Reads never depend on the primary: with the primary's mariadbd killed,
+/// the replicas cut off from it keep serving, and new sessions of every
+/// client log in (their database checked on a replica), `USE` and
+/// COM_INIT_DB (the CLI's `use`) work, and reads answer. A write gets an ERR every client
+/// parses and the session goes on. `Restore` restarts the primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_and_reads_go_on_while_the_primary_is_down() {
+    let (_lock, _restore) = exclusive().await;
+    let proxy = Proxy::start_with(&config_with_limit("fixed", 0, "")).await;
+    for name in ["mon2", "mon3"] {
+        wait_backend(&proxy, name, crate::monitor::serving).await;
+    }
+    let pid = std::fs::read_to_string(format!("{DIR}/node0/mysqld.pid")).unwrap();
+    let killed = Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (_, took) = wait_backend(&proxy, "mon1", |b| b["state"] == "down").await;
+    eprintln!("primary down after {took:?}");
+    for name in ["mon2", "mon3"] {
+        let (b, _) = wait_backend(&proxy, name, |b| {
+            crate::monitor::serving(b)
+                && b["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("primary is down"))
+        })
+        .await;
+        assert_eq!(b["state"], "up", "{b}");
+    }
+
+    // mysql_async: login with a database, reads, USE, a write.
+    let mut c = Conn::new(opts(&proxy))
+        .await
+        .expect("login with the primary down");
+    for _ in 0..10 {
+        let port: Option<u16> = c.query_first("SELECT @@port").await.unwrap();
+        let port = port.unwrap();
+        assert!(
+            port == BASE_PORT + 1 || port == BASE_PORT + 2,
+            "a replica answered: {port}"
+        );
+    }
+    c.query_drop("USE appdb").await.expect("USE on a replica");
+    let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM users").await.unwrap();
+    assert_eq!(n, Some(20));
+    let e = c
+        .query_drop("INSERT INTO users (name) VALUES ('x')")
+        .await
+        .expect_err("no primary for a write");
+    match e {
+        mysql_async::Error::Server(s) => assert_eq!(s.code, 1429, "{}", s.message),
+        other => panic!("a server error, not {other}"),
+    }
+    let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1), "the session goes on after the failed write");
+    c.disconnect().await.unwrap();
+
+    // The other clients: a login and a read each.
+    let port = proxy.addr().port();
+    let php = format!(
+        "mysqli_report(MYSQLI_REPORT_OFF); $m = mysqli_connect('127.0.0.1', 'app', 'apppass', 'appdb', {port}); \
+         if (!$m) {{ echo 'connect ', mysqli_connect_errno(), ' ', mysqli_connect_error(); exit(1); }} \
+         $r = mysqli_query($m, 'SELECT COUNT(*) FROM users'); echo mysqli_fetch_row($r)[0];"
+    );
+    let py = format!(
+        "import pymysql\nc = pymysql.connect(host='127.0.0.1', port={port}, user='app', password='apppass', database='appdb')\n\
+         cur = c.cursor(); cur.execute('SELECT COUNT(*) FROM users'); print(cur.fetchone()[0])"
+    );
+    let port_s = port.to_string();
+    let runs: Vec<(&str, Vec<String>)> = vec![
+        (
+            "mariadb",
+            [
+                "--no-defaults",
+                "-h127.0.0.1",
+                "-P",
+                &port_s,
+                "-uapp",
+                "-papppass",
+                "-N",
+                "-B",
+                "appdb",
+                "-e",
+                "SELECT COUNT(*) FROM users",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        ("php", vec!["-r".into(), php]),
+        ("python3", vec!["-c".into(), py]),
+    ];
+    for (program, args) in runs {
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(program).args(&args).output().unwrap()
+        })
+        .await
+        .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.trim() == "20",
+            "{program}: {text}"
+        );
+    }
+}

@@ -34,6 +34,7 @@ pub const ER_NET_READ_ERROR: u16 = 1158;
 pub const ER_NET_READ_INTERRUPTED: u16 = 1159;
 pub const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
 pub const ER_QUERY_INTERRUPTED: u16 = 1317;
+pub const ER_CONNECT_TO_FOREIGN_DATA_SOURCE: u16 = 1429;
 pub const ER_NOT_SUPPORTED_AUTH_MODE: u16 = 1251;
 pub const ER_MALFORMED_PACKET: u16 = 1835;
 pub const ER_CONNECTION_KILLED: u16 = 1927;
@@ -122,9 +123,13 @@ impl ServerError {
         )
     }
 
+    /// A backend tandem cannot reach. A server-range code (1429, "Unable to
+    /// connect to foreign data source"): the client's own connection is
+    /// fine, and a client-range code such as 2003 in the connection phase
+    /// makes libmariadb report "Received malformed packet" (2027).
     pub fn backend_unreachable(name: &str, addr: &str, reason: &str) -> Self {
         Self::new(
-            CR_CONN_HOST_ERROR,
+            ER_CONNECT_TO_FOREIGN_DATA_SOURCE,
             "HY000",
             format!("tandem: can't connect to backend '{name}' ({addr}): {reason}"),
         )

@@ -52,6 +52,9 @@ pub enum Reason {
     /// Read-your-writes: no replica had the session's writes in time, or
     /// the session wrote within its `window:<ms>`.
     Consistency,
+    /// Session state (SET, USE, the login's database) set on a replica
+    /// because the primary cannot be reached: reads never depend on it.
+    PrimaryDown,
 }
 
 /// The session state the router needs.
@@ -65,6 +68,9 @@ pub struct SessionView<'a> {
     pub pinned: bool,
     /// The backend that ran the previous statement.
     pub last_backend: Option<&'a str>,
+    /// In a transaction that has run nothing on the primary yet
+    /// (`autocommit = 0`), and the primary cannot be reached.
+    pub primary_unreachable: bool,
 }
 
 /// A decision before a backend is picked.
@@ -83,7 +89,7 @@ pub enum Intent {
 // === impl Reason ===
 
 impl Reason {
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Read,
         Reason::Write,
         Reason::Ddl,
@@ -104,6 +110,7 @@ impl Reason {
         Reason::Unknown,
         Reason::SplitDisabled,
         Reason::Consistency,
+        Reason::PrimaryDown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,6 +135,7 @@ impl Reason {
             Reason::Unknown => "unknown",
             Reason::SplitDisabled => "split_disabled",
             Reason::Consistency => "consistency",
+            Reason::PrimaryDown => "primary_down",
         }
     }
 }
@@ -158,6 +166,12 @@ pub fn decide(c: &Classification, s: &SessionView<'_>, cfg: &RoutingConfig) -> I
         };
     }
     if s.in_transaction {
+        // Autocommit off (PyMySQL's default) with nothing run on the dead
+        // primary yet: a read still has a replica. Reads never depend on
+        // the primary; a write fails there as it must.
+        if s.primary_unreachable && c.may_use_replica() {
+            return Intent::Read(Reason::PrimaryDown);
+        }
         return Intent::Primary(Reason::InTransaction);
     }
     if s.pinned {

@@ -84,6 +84,19 @@ fn session_state_overrides_reads() {
         decide_sql("SELECT 1", &in_tx, &c),
         Intent::Primary(Reason::InTransaction)
     );
+    let down = SessionView {
+        in_transaction: true,
+        primary_unreachable: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        decide_sql("SELECT 1", &down, &c),
+        Intent::Read(Reason::PrimaryDown)
+    );
+    assert_eq!(
+        decide_sql("INSERT INTO t VALUES (1)", &down, &c),
+        Intent::Primary(Reason::InTransaction)
+    );
     let pinned = SessionView {
         pinned: true,
         ..Default::default()

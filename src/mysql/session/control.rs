@@ -268,7 +268,7 @@ impl Session {
         let Some(primary) = self.shared.topology.load().primary().cloned() else {
             self.shared.release_user_slot(&user.name);
             let e = ServerError::new(
-                err::CR_CONN_HOST_ERROR,
+                err::ER_CONNECT_TO_FOREIGN_DATA_SOURCE,
                 "HY000",
                 "tandem: no primary backend is known",
             );

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use self::backends::{Slot, SlotError};
+use self::backends::Slot;
 use self::state::StateLog;
 use self::stmts::Stmts;
 use super::io::{PacketIo, Stream};
@@ -35,13 +35,14 @@ use super::listener::{MysqlShared, SessionHandle};
 use super::pool::PoolKey;
 use super::protocol::auth::Secret;
 use super::protocol::command::{
-    self, COM_CHANGE_USER, COM_PROCESS_KILL, COM_QUERY, COM_QUIT, COM_RESET_CONNECTION,
-    COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE, COM_STMT_RESET,
-    COM_STMT_SEND_LONG_DATA,
+    self, COM_CHANGE_USER, COM_INIT_DB, COM_PROCESS_KILL, COM_QUERY, COM_QUIT,
+    COM_RESET_CONNECTION, COM_STMT_CLOSE, COM_STMT_EXECUTE, COM_STMT_FETCH, COM_STMT_PREPARE,
+    COM_STMT_RESET, COM_STMT_SEND_LONG_DATA,
 };
 use super::protocol::err::{self, ServerError};
 use super::protocol::ok::OkInfo;
 use super::protocol::{CapabilityFlags, StatusFlags, MAX_PAYLOAD};
+use super::router::{Intent, Reason};
 use super::users::UserEntry;
 use crate::metrics::RejectReason;
 
@@ -235,7 +236,7 @@ impl Session {
         let Some(primary) = shared.topology.load().primary().cloned() else {
             let mut io = io;
             let e = ServerError::new(
-                err::CR_CONN_HOST_ERROR,
+                err::ER_CONNECT_TO_FOREIGN_DATA_SOURCE,
                 "HY000",
                 "tandem: no primary backend is known",
             );
@@ -319,20 +320,45 @@ impl Session {
         Some(session)
     }
 
-    /// Takes a primary connection for a session that starts (login or
+    /// Takes a connection for a session that starts (login or
     /// COM_CHANGE_USER) and selects `database` on it: a wrong or forbidden
     /// database fails here, with the server's error, as it would directly.
+    /// The primary's connection, or while the primary cannot be reached a
+    /// replica's: logins and reads never depend on the primary.
     async fn enter(&mut self, database: Option<String>) -> Result<(), ServerError> {
         if let Some(db) = &database {
             self.state.record_database(db);
         }
         self.database = database;
-        match self.primary_slot_inner().await {
+        let first = match self.state_slot().await {
             Ok(i) => {
+                self.note_current_slot(i);
+                return Ok(());
+            }
+            Err(SessionError::StatementFailed(e)) => e,
+            Err(e) => {
+                return Err(ServerError::new(
+                    err::ER_UNKNOWN_ERROR,
+                    "HY000",
+                    format!("tandem: {e}"),
+                ))
+            }
+        };
+        if first.code != err::ER_CONNECT_TO_FOREIGN_DATA_SOURCE {
+            // The server itself refused (database, privileges): final.
+            return Err(first);
+        }
+        // The primary could not be reached (its health now says so): a
+        // replica checks the database instead.
+        match self
+            .resolve(Intent::Read(Reason::PrimaryDown), Vec::new())
+            .await
+        {
+            Ok((i, _)) if !self.is_primary_slot(i) => {
                 self.note_current_slot(i);
                 Ok(())
             }
-            Err(SlotError(e)) => Err(e),
+            _ => Err(first),
         }
     }
 
@@ -382,6 +408,13 @@ impl Session {
                 COM_STMT_CLOSE => self.stmt_close(len).await,
                 COM_STMT_RESET => self.stmt_reset(len).await,
                 COM_STMT_FETCH => self.stmt_fetch(len).await,
+                COM_INIT_DB => match self.state_slot().await {
+                    Ok(slot) => self
+                        .relay(slot, cmd, command::Expect::Single, len)
+                        .await
+                        .map(|_| ()),
+                    Err(e) => Err(e),
+                },
                 _ => match command::expect(cmd) {
                     Some(expect) => match self.primary_slot().await {
                         Ok(slot) => self.relay(slot, cmd, expect, len).await.map(|_| ()),

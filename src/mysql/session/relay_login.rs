@@ -52,7 +52,7 @@ pub(super) async fn relay_login(
     let refuse = |e: ServerError, seq: u8| SessionError::Refused(e, seq);
     let Some(primary) = shared.topology.load().primary().cloned() else {
         let e = ServerError::new(
-            err::CR_CONN_HOST_ERROR,
+            err::ER_CONNECT_TO_FOREIGN_DATA_SOURCE,
             "HY000",
             "tandem: no primary backend is known",
         );

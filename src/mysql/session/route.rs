@@ -10,7 +10,7 @@ use rand::Rng;
 use super::backends::SlotError;
 use super::{Session, SessionError};
 use crate::mysql::classify::{self, Classification, Flags, Kind};
-use crate::mysql::protocol::err::{ServerError, CR_CONN_HOST_ERROR};
+use crate::mysql::protocol::err::{ServerError, ER_CONNECT_TO_FOREIGN_DATA_SOURCE};
 use crate::mysql::protocol::response::Outcome;
 use crate::mysql::protocol::{StatusFlags, MAX_PAYLOAD};
 use crate::mysql::router::{self, Intent, Reason, SessionView};
@@ -83,8 +83,14 @@ impl Session {
     /// The session as the router sees it (borrowed: nothing is allocated
     /// per statement).
     pub(super) fn session_view(&self) -> SessionView<'_> {
+        let in_transaction = self.in_transaction();
         SessionView {
-            in_transaction: self.in_transaction(),
+            in_transaction,
+            // Looked up only inside a transaction that holds no primary
+            // connection: never on the plain read path.
+            primary_unreachable: in_transaction
+                && self.slots[0].conn.is_none()
+                && !self.primary_reachable(),
             transaction_backend: self
                 .ro_txn_slot
                 .map(|i| self.slots[i].backend.name.as_str()),
@@ -121,6 +127,23 @@ impl Session {
         self.slot_for(&primary).await
     }
 
+    /// Where SET, USE and COM_INIT_DB run: the primary, or while the
+    /// primary cannot be reached a replica (the state log replays them on
+    /// the primary once it is back).
+    pub(super) async fn state_slot(&mut self) -> Result<usize, SessionError> {
+        self.resolve(Intent::Primary(Reason::SessionState), Vec::new())
+            .await
+            .map(|(i, _)| i)
+    }
+
+    /// The primary takes writes and its last connect did not fail (the
+    /// monitor's and the data path's view).
+    pub(super) fn primary_reachable(&self) -> bool {
+        let snap = self.shared.topology.load();
+        snap.primary()
+            .is_some_and(|p| p.takes_writes() && p.health.is_usable(Instant::now()))
+    }
+
     /// Slot 0 is always the primary's.
     pub(super) fn is_primary_slot(&self, i: usize) -> bool {
         i == 0
@@ -155,6 +178,15 @@ impl Session {
         intent: Intent,
         avoid: Vec<String>,
     ) -> Result<(usize, Reason), SessionError> {
+        let holds_primary = self.slots[0].conn.is_some();
+        let intent = match intent {
+            Intent::Primary(Reason::SessionState)
+                if !holds_primary && !self.primary_reachable() =>
+            {
+                Intent::Read(Reason::PrimaryDown)
+            }
+            other => other,
+        };
         let (read_reason, ro_txn) = match intent {
             Intent::Primary(r) => return Ok((self.primary_slot().await?, r)),
             Intent::Backend(name, r) => {
@@ -192,12 +224,10 @@ impl Session {
                 &refs,
             );
             let Some((backend, fallback)) = picked else {
-                let e = ServerError::new(
-                    CR_CONN_HOST_ERROR,
-                    "HY000",
-                    "tandem: no replica is available for this read (primary_reads = \"never\")",
-                );
-                return Err(SessionError::StatementFailed(e));
+                return Err(SessionError::StatementFailed(no_read_backend(
+                    &snap,
+                    &self.shared.config.routing,
+                )));
             };
             let reason = if fallback {
                 Reason::NoReplicaFallback
@@ -272,6 +302,25 @@ impl Session {
             self.pinned = Some(reason);
         }
     }
+}
+
+/// Why no backend can take a read: every replica is out, and the primary
+/// may not take reads (`primary_reads = "never"`) or is out too.
+fn no_read_backend(
+    snap: &crate::topology::Snapshot,
+    cfg: &crate::config::RoutingConfig,
+) -> ServerError {
+    let message = match (snap.primary(), cfg.primary_reads) {
+        (_, crate::config::PrimaryReads::Never) => {
+            "tandem: no replica is available for this read (primary_reads = \"never\")".to_string()
+        }
+        (Some(p), _) => format!(
+            "tandem: no backend is available for this read: no replica serves, and the primary '{}' ({}) cannot be reached",
+            p.name, p.address
+        ),
+        (None, _) => "tandem: no backend is available for this read: no replica serves, and no primary is known".to_string(),
+    };
+    ServerError::new(ER_CONNECT_TO_FOREIGN_DATA_SOURCE, "HY000", message)
 }
 
 /// Post-response actions implied by a statement's classification.
