@@ -234,6 +234,12 @@ async fn logins_and_reads_go_on_while_the_primary_is_down() {
     for name in ["mon2", "mon3"] {
         wait_backend(&proxy, name, crate::monitor::serving).await;
     }
+    // A transaction open on the primary when it dies.
+    let mut tx = Conn::new(opts(&proxy)).await.unwrap();
+    tx.query_drop("BEGIN").await.unwrap();
+    let port: Option<u16> = tx.query_first("SELECT @@port").await.unwrap();
+    assert_eq!(port, Some(BASE_PORT), "the transaction runs on the primary");
+
     let pid = std::fs::read_to_string(format!("{DIR}/node0/mysqld.pid")).unwrap();
     let killed = Command::new("kill")
         .args(["-9", pid.trim()])
@@ -252,6 +258,27 @@ async fn logins_and_reads_go_on_while_the_primary_is_down() {
         .await;
         assert_eq!(b["state"], "up", "{b}");
     }
+
+    // The transaction's next statement: an ERR naming the lost primary; the
+    // session goes on, its next read on a replica.
+    let e = tx
+        .query_drop("SELECT 1")
+        .await
+        .expect_err("the transaction died with the primary");
+    match e {
+        mysql_async::Error::Server(s) => {
+            assert_eq!(s.code, 1429, "{}", s.message);
+            assert!(s.message.contains("'mon1'"), "{}", s.message);
+        }
+        other => panic!("a server error, not {other}"),
+    }
+    let port: Option<u16> = tx.query_first("SELECT @@port").await.unwrap();
+    assert_ne!(
+        port,
+        Some(BASE_PORT),
+        "after the lost transaction: a replica"
+    );
+    tx.disconnect().await.unwrap();
 
     // mysql_async: login with a database, reads, USE, a write.
     let mut c = Conn::new(opts(&proxy))

@@ -65,6 +65,10 @@ pub enum SessionError {
     /// This statement fails with this ERR; the session goes on.
     #[error("statement failed: {0}")]
     StatementFailed(ServerError),
+    /// This statement was consumed and already answered with an ERR (its
+    /// backend connection broke before any answer); the session goes on.
+    #[error("statement answered with an error")]
+    Answered,
     /// A replica connection broke before any of its response reached the
     /// client: the statement can run elsewhere.
     #[error("replica lost before answering")]
@@ -431,6 +435,7 @@ impl Session {
                     self.discard_command(len).await?;
                     self.reply_error(1, &e).await?;
                 }
+                Err(SessionError::Answered) => {}
                 Err(e) => return Err(e),
             }
             self.release_conns();

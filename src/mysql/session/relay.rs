@@ -11,13 +11,10 @@ use tokio::io::AsyncWriteExt;
 use super::{AdvanceBy, Session, SessionError};
 use crate::mysql::io::{PacketError, PacketIo};
 use crate::mysql::protocol::command::{Expect, COM_INIT_DB};
-use crate::mysql::protocol::err::ServerError;
+use crate::mysql::protocol::err::{self, ServerError};
 use crate::mysql::protocol::response::{Outcome, Scanner, Step};
 use crate::mysql::protocol::wire::header_len;
-use crate::mysql::protocol::{CapabilityFlags as Cap, MAX_PAYLOAD};
-
-/// Client error code for a lost server connection (CR_SERVER_LOST).
-const CR_SERVER_LOST: u16 = 2013;
+use crate::mysql::protocol::{CapabilityFlags as Cap, StatusFlags, MAX_PAYLOAD};
 
 /// How much a client may send ahead of its answer while tandem waits for a
 /// backend (pipelined commands), before tandem stops reading from it.
@@ -263,8 +260,12 @@ impl Session {
     }
 
     /// The backend connection broke. If nothing of the response reached the
-    /// client yet, it gets a clear ERR; either way the session ends, because
-    /// its server-side state (transaction, variables) is gone.
+    /// client yet, this statement gets an ERR naming the backend and the
+    /// session goes on without that connection: what lived there (an open
+    /// transaction, temporary tables, locks) is gone, as it would be with the
+    /// server directly, and the next statement gets a fresh connection. If
+    /// part of the answer was sent, the client's protocol stream cannot be
+    /// repaired: the session ends.
     pub(super) async fn backend_lost(
         &mut self,
         slot: usize,
@@ -272,19 +273,44 @@ impl Session {
         e: PacketError,
     ) -> SessionError {
         let backend = self.slots[slot].backend.clone();
-        let msg = format!(
-            "Lost connection to backend '{}' ({}) during query: {e}",
-            backend.name, backend.address
-        );
-        if nothing_sent {
-            let err = ServerError::new(CR_SERVER_LOST, "HY000", msg.clone());
-            let _ = self.client.write_packet(1, &err.encode()).await;
-        }
         self.shared
             .metrics
             .backend_connect_error(&backend.name)
             .increment(1);
-        SessionError::BackendLost(backend.name.clone(), msg)
+        let retry = std::time::Duration::from_millis(self.shared.config.routing.backend_retry_ms);
+        backend.health.mark_down(std::time::Instant::now(), retry);
+        let msg = format!(
+            "tandem: lost the connection to backend '{}' ({}) during this statement: {e}; \
+             a transaction open there is rolled back",
+            backend.name, backend.address
+        );
+        if !nothing_sent {
+            return SessionError::BackendLost(backend.name.clone(), msg);
+        }
+        self.connection_lost(slot);
+        let err = ServerError::new(err::ER_CONNECT_TO_FOREIGN_DATA_SOURCE, "HY000", msg);
+        match self.client.write_packet(1, &err.encode()).await {
+            Ok(_) => SessionError::Answered,
+            Err(e) => SessionError::ClientIo(e),
+        }
+    }
+
+    /// Slot `slot`'s connection broke: the session forgets it and what lived
+    /// on it.
+    fn connection_lost(&mut self, slot: usize) {
+        self.slots[slot].conn = None;
+        self.stmts.connection_lost(slot);
+        if self.ro_txn_slot == Some(slot) {
+            self.ro_txn_slot = None;
+        }
+        if slot == 0 {
+            self.status &= !StatusFlags::SERVER_STATUS_IN_TRANS.bits();
+        }
+        if self.pinned != Some(super::route::PIN_RELAYED_LOGIN) {
+            self.pinned = None;
+        }
+        self.hold = None;
+        self.current_slot = None;
     }
 
     /// Reads and drops the rest of a command tandem answers itself.
