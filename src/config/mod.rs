@@ -130,6 +130,16 @@ pub struct MysqlConfig {
     pub routing: RoutingConfig,
     /// `[mysql.pool]`: backend connection pools and multiplexing.
     pub pool: PoolConfig,
+    /// `[mysql.failover]`.
+    pub failover: FailoverConfig,
+}
+
+/// `[mysql.failover]`: what tandem does while the primary cannot be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverConfig {
+    /// How long a statement for the primary waits for one that can be
+    /// reached (a restart, a VIP moving) before ERR 1290; default 10 000.
+    pub write_pause_ms: u64,
 }
 
 /// `[mysql.pool]`: backend connections kept and shared between sessions.

@@ -86,6 +86,14 @@ pub(super) struct RawMysql {
     pub rsa_private_key_file: Option<PathBuf>,
     pub routing: Option<RawRouting>,
     pub pool: Option<RawPool>,
+    pub failover: Option<RawFailover>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFailover {
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub write_pause_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,13 +17,14 @@ use super::{
     Credentials, LogConfig, LogFormat, MonitorConfig, MysqlConfig, RoutingConfig, RuntimeConfig,
     TlsFiles, UserConfig,
 };
-use super::{Balance, Consistency, PoolConfig, PrimaryReads, ReadOnlyTransactions};
+use super::{Balance, Consistency, FailoverConfig, PoolConfig, PrimaryReads, ReadOnlyTransactions};
 
 // Defaults; `example.toml` shows the same values (a unit test holds them together).
 const SHUTDOWN_GRACE_MS: u64 = 10_000;
 const BACKEND_RETRY_MS: u64 = 5_000;
 const MAX_PREPARED_PER_BACKEND: u64 = 256;
 const MAX_STALENESS_MS: u64 = 30_000;
+const WRITE_PAUSE_MS: u64 = 10_000;
 const LOG_LEVEL: &str = "info";
 const MAX_CLIENT_CONNECTIONS: u32 = 2048;
 const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -193,6 +194,13 @@ fn mysql(raw: RawMysql, base_dir: Option<&Path>) -> Result<MysqlConfig, Invalid>
             .transpose()?,
         routing: routing(raw.routing.unwrap_or_default())?,
         pool: pool(raw.pool.unwrap_or_default())?,
+        failover: FailoverConfig {
+            write_pause_ms: raw
+                .failover
+                .unwrap_or_default()
+                .write_pause_ms
+                .unwrap_or(WRITE_PAUSE_MS),
+        },
     })
 }
 

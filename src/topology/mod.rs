@@ -113,6 +113,9 @@ pub struct Topology {
     /// The monitor's cluster-wide findings for `/status` (writable backends,
     /// the alarm). ArcSwap: written per check, read by `/status`.
     summary: ArcSwapOption<serde_json::Value>,
+    /// Wakes whoever waits for a new snapshot (writes held while no primary
+    /// can be reached). Notify: waiters on any runtime, no value to keep.
+    changed: tokio::sync::Notify,
 }
 
 /// The process-wide reference instant for health deadlines.
@@ -151,6 +154,13 @@ impl BackendHealth {
     pub fn mark_down(&self, now: Instant, retry: Duration) {
         let until = millis_since_epoch(now + retry).max(1);
         self.down_until_ms.store(until, Ordering::Relaxed);
+    }
+
+    /// When a connect failure's backoff ends (`None`: usable now).
+    pub fn usable_at(&self, now: Instant) -> Option<Instant> {
+        let until = self.down_until_ms.load(Ordering::Relaxed);
+        let now_ms = millis_since_epoch(now);
+        (until != 0 && now_ms < until).then(|| now + Duration::from_millis(until - now_ms))
     }
 
     /// A connect succeeded.
@@ -268,6 +278,7 @@ impl Topology {
                 generation: 1,
             }),
             summary: ArcSwapOption::empty(),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -280,6 +291,13 @@ impl Topology {
     pub fn publish(&self, mut next: Snapshot) {
         next.generation = self.current.load().generation + 1;
         self.current.store(Arc::new(next));
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves at the next publish (create it before checking the current
+    /// snapshot, so a publish in between is not missed).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 
     /// Records the monitor's cluster-wide findings (shown by `/status`).

@@ -230,10 +230,18 @@ async fn sysbench_read_only_survives_kill_9_of_a_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_and_reads_go_on_while_the_primary_is_down() {
     let (_lock, _restore) = exclusive().await;
-    let proxy = Proxy::start_with(&config_with_limit("fixed", 0, "")).await;
+    let failover = |pause: u64| format!("\n[mysql.failover]\nwrite_pause_ms = {pause}\n");
+    let proxy = Proxy::start_with(&(config_with_limit("fixed", 0, "") + &failover(300))).await;
+    // A second tandem that holds writes long enough for a restart.
+    let patient = Proxy::start_with(&(config_with_limit("fixed", 0, "") + &failover(30_000))).await;
     for name in ["mon2", "mon3"] {
         wait_backend(&proxy, name, crate::monitor::serving).await;
     }
+    root_sql(
+        0,
+        "CREATE TABLE IF NOT EXISTS appdb.held_writes (id INT PRIMARY KEY); TRUNCATE appdb.held_writes",
+    )
+    .unwrap();
     // A transaction open on the primary when it dies.
     let mut tx = Conn::new(opts(&proxy)).await.unwrap();
     tx.query_drop("BEGIN").await.unwrap();
@@ -295,14 +303,26 @@ async fn logins_and_reads_go_on_while_the_primary_is_down() {
     c.query_drop("USE appdb").await.expect("USE on a replica");
     let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM users").await.unwrap();
     assert_eq!(n, Some(20));
+    let started = Instant::now();
     let e = c
         .query_drop("INSERT INTO users (name) VALUES ('x')")
         .await
         .expect_err("no primary for a write");
     match e {
-        mysql_async::Error::Server(s) => assert_eq!(s.code, 1429, "{}", s.message),
+        mysql_async::Error::Server(s) => {
+            assert_eq!(s.code, 1290, "{}", s.message);
+            assert!(
+                s.message.contains("no primary for this write"),
+                "{}",
+                s.message
+            );
+        }
         other => panic!("a server error, not {other}"),
     }
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "held for write_pause_ms first"
+    );
     let one: Option<i64> = c.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1), "the session goes on after the failed write");
     c.disconnect().await.unwrap();
@@ -357,4 +377,26 @@ async fn logins_and_reads_go_on_while_the_primary_is_down() {
             "{program}: {text}"
         );
     }
+
+    // A write held while the primary restarts runs once it is back.
+    wait_backend(&patient, "mon1", |b| b["state"] == "down").await;
+    let mut w = Conn::new(opts(&patient)).await.unwrap();
+    let held = tokio::spawn(async move {
+        let started = Instant::now();
+        let r = w.query_drop("INSERT INTO held_writes VALUES (1)").await;
+        (w, r, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "the write waits for a primary");
+    tokio::task::spawn_blocking(crate::monitor::start_testbed)
+        .await
+        .unwrap();
+    let (w, r, took) = held.await.unwrap();
+    r.unwrap_or_else(|e| panic!("the held write, after {took:?}: {e}"));
+    eprintln!("write held {took:?} while the primary restarted");
+    drop(w);
+    assert_eq!(
+        root_sql(0, "SELECT COUNT(*) FROM appdb.held_writes").unwrap(),
+        "1"
+    );
 }

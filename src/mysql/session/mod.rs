@@ -42,7 +42,6 @@ use super::protocol::command::{
 use super::protocol::err::{self, ServerError};
 use super::protocol::ok::OkInfo;
 use super::protocol::{CapabilityFlags, StatusFlags, MAX_PAYLOAD};
-use super::router::{Intent, Reason};
 use super::users::UserEntry;
 use crate::metrics::RejectReason;
 
@@ -334,35 +333,19 @@ impl Session {
             self.state.record_database(db);
         }
         self.database = database;
-        let first = match self.state_slot().await {
+        match self.state_slot().await {
             Ok(i) => {
-                self.note_current_slot(i);
-                return Ok(());
-            }
-            Err(SessionError::StatementFailed(e)) => e,
-            Err(e) => {
-                return Err(ServerError::new(
-                    err::ER_UNKNOWN_ERROR,
-                    "HY000",
-                    format!("tandem: {e}"),
-                ))
-            }
-        };
-        if first.code != err::ER_CONNECT_TO_FOREIGN_DATA_SOURCE {
-            // The server itself refused (database, privileges): final.
-            return Err(first);
-        }
-        // The primary could not be reached (its health now says so): a
-        // replica checks the database instead.
-        match self
-            .resolve(Intent::Read(Reason::PrimaryDown), Vec::new())
-            .await
-        {
-            Ok((i, _)) if !self.is_primary_slot(i) => {
                 self.note_current_slot(i);
                 Ok(())
             }
-            _ => Err(first),
+            // The server refused (database, privileges), or no backend
+            // could be reached: the primary, then every replica, was tried.
+            Err(SessionError::StatementFailed(e)) => Err(e),
+            Err(e) => Err(ServerError::new(
+                err::ER_UNKNOWN_ERROR,
+                "HY000",
+                format!("tandem: {e}"),
+            )),
         }
     }
 

@@ -3,14 +3,16 @@
 //! and, after the response, update what the session tracks (transaction,
 //! pins, replayable state).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
 use super::backends::SlotError;
 use super::{Session, SessionError};
 use crate::mysql::classify::{self, Classification, Flags, Kind};
-use crate::mysql::protocol::err::{ServerError, ER_CONNECT_TO_FOREIGN_DATA_SOURCE};
+use crate::mysql::protocol::err::{
+    ServerError, ER_CONNECT_TO_FOREIGN_DATA_SOURCE, ER_OPTION_PREVENTS_STATEMENT,
+};
 use crate::mysql::protocol::response::Outcome;
 use crate::mysql::protocol::{StatusFlags, MAX_PAYLOAD};
 use crate::mysql::router::{self, Intent, Reason, SessionView};
@@ -100,14 +102,80 @@ impl Session {
     }
 
     /// The primary's slot (always 0), brought to the session's state.
+    ///
+    /// While no primary can be reached (it restarts, a VIP moves, a failover
+    /// runs) the statement waits for one, up to `[mysql.failover]
+    /// write_pause_ms`, then fails with ERR 1290. Its pool being exhausted,
+    /// or its refusal of the session's own state (a replayed SET), fails the
+    /// statement at once. Either way the session goes on.
     pub(super) async fn primary_slot(&mut self) -> Result<usize, SessionError> {
+        let pause = Duration::from_millis(self.shared.config.failover.write_pause_ms);
+        let deadline = Instant::now() + pause;
+        let shared = self.shared.clone();
+        loop {
+            // Created before the check: a publish in between still wakes it.
+            let changed = shared.topology.changed();
+            if let Ok(slot) = self.try_primary_slot().await? {
+                return Ok(slot);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(SessionError::StatementFailed(self.no_primary(pause)));
+            }
+            // A new snapshot (the monitor saw a primary again), the end of
+            // a connect backoff, or the deadline.
+            let retry_at = shared
+                .topology
+                .load()
+                .primary()
+                .and_then(|p| p.health.usable_at(now))
+                .map_or(deadline, |t| t.min(deadline));
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(retry_at.into()) => {}
+            }
+        }
+    }
+
+    /// The primary's slot if it can be reached now; `Ok(Err(why))` when it
+    /// cannot (the monitor or a recent connect says so, or this connect
+    /// failed). Other errors (the server's refusal, a full pool) fail the
+    /// statement.
+    async fn try_primary_slot(&mut self) -> Result<Result<usize, ServerError>, SessionError> {
+        if self.slots[0].conn.is_none() && !self.primary_reachable() {
+            // Down for the monitor (its reason says why) or after a failed
+            // connect of a session.
+            let snap = self.shared.topology.load();
+            let p = snap.primary().unwrap_or(&self.slots[0].backend);
+            let why = match &p.reason {
+                Some(r) => format!("it is down: {r}"),
+                None => "it is down (a connect failed moments ago)".to_string(),
+            };
+            let e = ServerError::backend_unreachable(&p.name, &p.address, &why);
+            return Ok(Err(e));
+        }
         match self.primary_slot_inner().await {
-            Ok(i) => Ok(i),
-            // The primary is unreachable, its pool is exhausted, or it
-            // refused the session's own state (a replayed SET): this
-            // statement fails with that error; the session goes on.
+            Ok(i) => Ok(Ok(i)),
+            Err(SlotError(e)) if e.code == ER_CONNECT_TO_FOREIGN_DATA_SOURCE => Ok(Err(e)),
             Err(SlotError(e)) => Err(SessionError::StatementFailed(e)),
         }
+    }
+
+    /// ERR 1290 for a statement that waited `pause` for a primary in vain.
+    fn no_primary(&self, pause: Duration) -> ServerError {
+        let snap = self.shared.topology.load();
+        let which = match snap.primary() {
+            Some(p) => format!("'{}' ({}) cannot be reached", p.name, p.address),
+            None => "none is known".to_string(),
+        };
+        ServerError::new(
+            ER_OPTION_PREVENTS_STATEMENT,
+            "HY000",
+            format!(
+                "tandem: no primary for this write: {which} (waited {} ms, [mysql.failover] write_pause_ms)",
+                pause.as_millis()
+            ),
+        )
     }
 
     /// The primary's slot (0). While the session holds no connection there,
@@ -179,11 +247,20 @@ impl Session {
         avoid: Vec<String>,
     ) -> Result<(usize, Reason), SessionError> {
         let holds_primary = self.slots[0].conn.is_some();
+        // Why the primary could not serve, if it was tried: the error a
+        // client gets when no replica can either.
+        let mut primary_error = None;
         let intent = match intent {
-            Intent::Primary(Reason::SessionState)
-                if !holds_primary && !self.primary_reachable() =>
-            {
-                Intent::Read(Reason::PrimaryDown)
+            // Session state needs no primary: without one, a replica takes
+            // it at once (no write pause).
+            Intent::Primary(Reason::SessionState) if !holds_primary => {
+                match self.try_primary_slot().await? {
+                    Ok(i) => return Ok((i, Reason::SessionState)),
+                    Err(e) => {
+                        primary_error = Some(e);
+                        Intent::Read(Reason::PrimaryDown)
+                    }
+                }
             }
             other => other,
         };
@@ -224,10 +301,9 @@ impl Session {
                 &refs,
             );
             let Some((backend, fallback)) = picked else {
-                return Err(SessionError::StatementFailed(no_read_backend(
-                    &snap,
-                    &self.shared.config.routing,
-                )));
+                let e = primary_error
+                    .unwrap_or_else(|| no_read_backend(&snap, &self.shared.config.routing));
+                return Err(SessionError::StatementFailed(e));
             };
             let reason = if fallback {
                 Reason::NoReplicaFallback
@@ -236,7 +312,15 @@ impl Session {
             };
             if backend.name == self.slots[0].backend.name {
                 let _ = ro_txn;
-                return Ok((self.primary_slot().await?, reason));
+                // A read does not wait for a primary (no write pause).
+                match self.try_primary_slot().await? {
+                    Ok(i) => return Ok((i, reason)),
+                    Err(e) => {
+                        primary_error.get_or_insert(e);
+                        excluded.push(backend.name.clone());
+                        continue;
+                    }
+                }
             }
             match self.slot_for(&backend).await {
                 Ok(i) => return Ok((i, reason)),
