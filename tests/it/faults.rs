@@ -386,7 +386,6 @@ async fn logins_and_reads_go_on_while_the_primary_is_down() {
         let r = w.query_drop("INSERT INTO held_writes VALUES (1)").await;
         (w, r, started.elapsed())
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!held.is_finished(), "the write waits for a primary");
     tokio::task::spawn_blocking(crate::monitor::start_testbed)
         .await

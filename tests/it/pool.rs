@@ -349,7 +349,8 @@ async fn kill_query_interrupts_a_statement_waiting_for_a_connection() {
         let r = victim.query_drop("SELECT 'waits for a connection'").await;
         (victim, r, started.elapsed())
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Until the statement waits for the pool's only connection.
+    crate::monitor::wait_backend(&proxy, "db1", |b| b["pool"]["waiting"] == 1).await;
     // The killer needs no backend connection for this.
     killer
         .query_drop(format!("KILL QUERY {victim_id}"))
