@@ -48,24 +48,7 @@ async fn prepare_and_close(url: &str, n: usize) -> Result<(), String> {
 async fn closed_statements_never_exhaust_max_prepared_stmt_count() {
     let (_lock, _restore) = exclusive().await;
     let _limit = DefaultLimit;
-    let cfg = format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-[mysql]
-listen = "127.0.0.1:0"
-[[mysql.users]]
-user = "app"
-password = "apppass"
-[mysql.monitor]
-user = "monitor"
-password = "monitorpass"
-[[mysql.backends]]
-name = "p"
-address = "127.0.0.1:{BASE_PORT}"
-role = "primary"
-"#
-    );
+    let cfg = crate::monitor::config_with_limit("fixed", 0, "");
     let proxy = Proxy::start_with(&cfg).await;
     // Room for ten more statements than the server holds now (other tests'
     // idle connections may keep some).
