@@ -414,6 +414,9 @@ async fn accept_one(tcp: TcpStream, peer: SocketAddr, shared: Arc<MysqlShared>) 
     let _ = tcp.set_nodelay(true);
     let n = shared.client_count.fetch_add(1, Ordering::AcqRel) + 1;
     shared.metrics.client_connections.increment(1.0);
+    // Counted out on every exit, a panic's unwinding included: a leaked
+    // count would refuse clients with 1040 until a restart.
+    let _counted = ClientCount(&shared);
     if n > shared.config.max_client_connections {
         shared
             .metrics
@@ -429,6 +432,14 @@ async fn accept_one(tcp: TcpStream, peer: SocketAddr, shared: Arc<MysqlShared>) 
         shared.metrics.client_connections_total.increment(1);
         session::run(tcp, peer, &shared).await;
     }
-    shared.client_count.fetch_sub(1, Ordering::AcqRel);
-    shared.metrics.client_connections.decrement(1.0);
+}
+
+/// One accepted client in `client_count`, until dropped.
+struct ClientCount<'a>(&'a MysqlShared);
+
+impl Drop for ClientCount<'_> {
+    fn drop(&mut self) {
+        self.0.client_count.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.client_connections.decrement(1.0);
+    }
 }

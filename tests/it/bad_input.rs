@@ -371,3 +371,53 @@ async fn compressed_frames_are_answered_in_sequence_and_a_bomb_is_refused() {
     assert!(r.closed().await);
     healthy(&mut good).await;
 }
+
+/// A header announcing a 16 MiB packet with nothing after it (issue 15):
+/// the session waits for the payload within `net_read_timeout_ms` instead
+/// of reading past its buffer, and clients that leave that way give their
+/// place back (the count used to leak until every client got 1040).
+#[tokio::test]
+async fn a_bare_16_mib_header_never_leaks_the_client_count() {
+    let (proxy, mut good) =
+        proxy_with("max_client_connections = 4\nnet_read_timeout_ms = 500").await;
+    for _ in 0..6 {
+        let mut r = Raw::login(proxy.addr(), Raw::BASIC_CAPS).await;
+        r.s.write_all(&[0xFF, 0xFF, 0xFF, 0x00]).await.unwrap();
+        if rand_bool() {
+            // Leave at once.
+            drop(r);
+        } else {
+            // Or stay silent: ERR 1159 at net_read_timeout, then the close.
+            let e = r.expect_err().await;
+            assert_eq!(e.code, 1159, "{e}");
+            assert!(r.closed().await);
+        }
+    }
+    // Every place came back: new clients log in (the limit is 4, one is
+    // taken by `good`).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            match Conn::from_url(proxy.url("app", "apppass", "appdb")).await {
+                Ok(c) => conns.push(c),
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "places leaked: {e}");
+                    break;
+                }
+            }
+        }
+        if conns.len() == 3 {
+            break;
+        }
+        drop(conns);
+        tokio::task::yield_now().await;
+    }
+    healthy(&mut good).await;
+}
+
+fn rand_bool() -> bool {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed) % 2 == 0
+}

@@ -45,6 +45,11 @@ use super::protocol::{CapabilityFlags, StatusFlags, MAX_PAYLOAD};
 use super::users::UserEntry;
 use crate::metrics::RejectReason;
 
+/// Bytes of a command's payload buffered before it is dispatched even when
+/// the packet is 16 MiB or more and streams: every handler's look at a
+/// command (command byte, statement id, flags) fits in them.
+const COMMAND_HEAD: usize = 64;
+
 /// Why a session ended. Variants that carry an ERR have it sent to the
 /// client before the socket closes.
 #[derive(Debug, thiserror::Error)]
@@ -436,7 +441,14 @@ impl Session {
         let max = self.shared.config.max_allowed_packet as usize;
         loop {
             if let Some((len, seq)) = self.client.peek_header() {
-                if len >= MAX_PAYLOAD || self.client.rbuf.len() >= 4 + len {
+                // A 16 MiB+ command streams, but its head (the command byte,
+                // a statement id...) must be here before it is dispatched.
+                let need = if len >= MAX_PAYLOAD {
+                    4 + COMMAND_HEAD
+                } else {
+                    4 + len
+                };
+                if self.client.rbuf.len() >= need {
                     return Ok((len, seq));
                 }
                 if len > max {
