@@ -138,8 +138,14 @@ impl App {
                 vrrp.clone(),
             );
             let token = shutdown.clone();
+            let access = admin::Access {
+                token: a.token.clone(),
+                metrics_public: a.metrics_public,
+                allowed_hosts: a.allowed_hosts.clone(),
+            };
+            let max = a.max_connections;
             tracker.spawn(async move {
-                if let Err(e) = admin::serve(sock, ctx, token).await {
+                if let Err(e) = admin::serve(sock, ctx, access, max, token).await {
                     tracing::error!(error = %e, "admin listener failed");
                 }
             });

@@ -8,7 +8,8 @@
 //! - [`app`]: starts the parts a config names (admin, MySQL listener), owns the
 //!   shutdown token and the task tracker; used by `main.rs` and by the tests (port 0).
 //! - [`admin`]: the admin HTTP listener: `/metrics` (Prometheus), `/health`, `/status`,
-//!   `/route`, and `POST /mysql/backends/{name}/{action}` (drain, maintenance, ready).
+//!   `/route`, and `POST /mysql/backends/{name}/{action}` (drain, maintenance, ready);
+//!   who may use it (`access`: token, Host, forged POSTs) is judged before routing.
 //! - [`metrics`]: metric names, descriptions and the Prometheus recorder.
 //! - [`topology`]: the backends, their roles and states, published as an immutable
 //!   snapshot (`ArcSwap`) that every routing decision loads once; GTID positions (`gtid`);

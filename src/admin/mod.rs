@@ -7,8 +7,10 @@
 //!        └── shutdown token ────┴─> graceful_shutdown, bounded by DRAIN_TIMEOUT
 //! ```
 //!
-//! HTTP/1.1 only, plain TCP, no authentication: bind it to a private address.
+//! HTTP/1.1 only, plain TCP: bind it to a private address. Who may use it
+//! (token, Host, forged POSTs) is checked first (`access.rs`).
 
+mod access;
 mod routes;
 
 use std::convert::Infallible;
@@ -23,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use access::Access;
 pub use routes::route;
 
 /// `GET /route?sql=...` callback: the explanation, or `None` without MySQL.
@@ -118,9 +121,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub async fn serve(
     listener: TcpListener,
     ctx: AdminContext,
+    access: Access,
+    max_connections: usize,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let connections = TaskTracker::new();
+    let access = Arc::new(access);
+    // Bounds the admin sockets: a flood of them must not take the process's
+    // descriptors or time from the rest.
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "admin: listening");
     }
@@ -131,7 +140,15 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
-                connections.spawn(connection(stream, peer, ctx.clone(), shutdown.clone()));
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "admin: connection refused: [admin] max_connections reached");
+                    continue;
+                };
+                let (ctx, access, shutdown) = (ctx.clone(), access.clone(), shutdown.clone());
+                connections.spawn(async move {
+                    connection(stream, peer, ctx, access, shutdown).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!("admin: accept failed: {e}");
@@ -152,15 +169,15 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     ctx: AdminContext,
+    access: Arc<Access>,
     shutdown: CancellationToken,
 ) {
     let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let response = route(
-            &ctx,
-            request.method(),
-            request.uri().path(),
-            request.uri().query(),
-        );
+        let (method, path) = (request.method(), request.uri().path());
+        let response = match access.check(method, path, request.headers()) {
+            Ok(()) => route(&ctx, method, path, request.uri().query()),
+            Err(refused) => routes::refused(&refused),
+        };
         async move { Ok::<_, Infallible>(response) }
     });
     let conn = http1::Builder::new()
@@ -218,7 +235,13 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, context(), shutdown.clone()));
+        let server = tokio::spawn(serve(
+            listener,
+            context(),
+            Access::default(),
+            8,
+            shutdown.clone(),
+        ));
         (addr, shutdown, server)
     }
 

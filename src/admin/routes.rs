@@ -191,6 +191,19 @@ fn http_server_action(ctx: &AdminContext, method: &Method, rest: &str) -> Respon
     ))
 }
 
+/// A request `access.rs` refused: its status and reason; a 401 says how to
+/// authenticate.
+pub(super) fn refused(r: &super::access::Refusal) -> Response<Full<Bytes>> {
+    let mut response = plain(r.status, r.reason);
+    if r.status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"tandem admin\""),
+        );
+    }
+    response
+}
+
 /// 405 with `Allow: POST`, for an action path asked with another method.
 fn post_only() -> Response<Full<Bytes>> {
     let mut response = plain(

@@ -57,6 +57,15 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// `token` or the first line of `token_file`: required as
+    /// `Authorization: Bearer TOKEN` (see `admin/access.rs`).
+    pub token: Option<String>,
+    /// `GET /metrics` without the token; default false.
+    pub metrics_public: bool,
+    /// Host names accepted besides IP addresses and `localhost`.
+    pub allowed_hosts: Vec<String>,
+    /// Admin connections at once; default 64, more are closed at once.
+    pub max_connections: usize,
 }
 
 /// `[runtime]`: the Tokio runtime and shutdown.

@@ -33,6 +33,14 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAdmin {
     pub listen: String,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub metrics_public: Option<bool>,
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    #[serde(default, deserialize_with = "opt_u64")]
+    pub max_connections: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -395,6 +395,14 @@ fn validation_errors() {
             "x.toml:mysql.users[1].user: duplicate user \"app\"",
         ),
         (
+            format!("[admin]\nlisten = \"127.0.0.1:9\"\ntoken = \"short\"\n{MINIMAL_MYSQL}"),
+            "x.toml:admin.token: must be at least 16 characters without spaces",
+        ),
+        (
+            format!("[admin]\nlisten = \"127.0.0.1:9\"\ntoken = \"0123456789abcdef\"\ntoken_file = \"/x\"\n{MINIMAL_MYSQL}"),
+            "x.toml:admin.token: set token or token_file, not both",
+        ),
+        (
             MINIMAL_MYSQL.replace("user = \"app\"", "user = \"\""),
             "x.toml:mysql.users[0].user: must not be empty",
         ),

@@ -25,6 +25,7 @@ const BACKEND_RETRY_MS: u64 = 5_000;
 const MAX_PREPARED_PER_BACKEND: u64 = 256;
 const MAX_STALENESS_MS: u64 = 30_000;
 const WRITE_PAUSE_MS: u64 = 10_000;
+const ADMIN_MAX_CONNECTIONS: u64 = 64;
 const LOG_LEVEL: &str = "info";
 const MAX_CLIENT_CONNECTIONS: u32 = 2048;
 const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
@@ -64,7 +65,7 @@ pub(super) fn config(
 ) -> Result<Config, Invalid> {
     Ok(Config {
         origin: origin.to_owned(),
-        admin: raw.admin.map(admin).transpose()?,
+        admin: raw.admin.map(|a| admin(a, base_dir)).transpose()?,
         mysql: raw.mysql.map(|m| mysql(m, base_dir)).transpose()?,
         http: raw
             .http
@@ -79,9 +80,38 @@ pub(super) fn config(
     })
 }
 
-fn admin(raw: RawAdmin) -> Result<AdminConfig, Invalid> {
+fn admin(raw: RawAdmin, base_dir: Option<&Path>) -> Result<AdminConfig, Invalid> {
+    let token = match (raw.token, raw.token_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid("admin.token", "set token or token_file, not both"))
+        }
+        (Some(t), None) => Some(t),
+        (None, Some(path)) => {
+            let path = readable_file("admin.token_file", path, base_dir)?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| invalid("admin.token_file", format!("{}: {e}", path.display())))?;
+            Some(text.lines().next().unwrap_or("").trim().to_string())
+        }
+        (None, None) => None,
+    };
+    if token
+        .as_deref()
+        .is_some_and(|t| t.len() < 16 || t.contains(char::is_whitespace))
+    {
+        return Err(invalid(
+            "admin.token",
+            "must be at least 16 characters without spaces",
+        ));
+    }
     Ok(AdminConfig {
         listen: socket_addr("admin.listen", &raw.listen)?,
+        token,
+        metrics_public: raw.metrics_public.unwrap_or(false),
+        allowed_hosts: raw.allowed_hosts,
+        max_connections: at_least_one(
+            "admin.max_connections",
+            raw.max_connections.unwrap_or(ADMIN_MAX_CONNECTIONS),
+        )? as usize,
     })
 }
 

@@ -8,9 +8,11 @@ use crate::common::Proxy;
 
 pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     let status = out[9..12].parse().unwrap();
@@ -91,4 +93,95 @@ async fn graceful_shutdown_lets_a_running_statement_finish() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer accepting"
     );
+}
+
+/// One raw request to the admin listener: (status, body).
+async fn request(addr: std::net::SocketAddr, head: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("{head}Connection: close\r\nContent-Length: 0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The admin API locked (issue 15): with `[admin] token` every request but
+/// `/health` (and `/metrics` when public) needs `Authorization: Bearer`, and
+/// a refused POST changes nothing; without a token a POST still needs a JSON
+/// content type (a web page's no-cors fetch cannot set one); a Host that is
+/// neither an IP address, `localhost` nor an allowed name gets 421 (DNS
+/// rebinding).
+#[tokio::test]
+async fn admin_requests_need_the_token_a_json_post_and_a_known_host() {
+    const TOKEN: &str = "0123456789abcdef-admin";
+    let text = crate::common::config_text("").replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\nmetrics_public = true"),
+    );
+    let locked = Proxy::start_with(&text).await;
+    let a = locked.admin();
+    let host = "Host: 127.0.0.1\r\n";
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let drain = "POST /mysql/backends/db1/drain HTTP/1.1\r\n";
+
+    let (code, body) = request(
+        a,
+        &format!("{drain}{host}Content-Type: application/json\r\n"),
+    )
+    .await;
+    assert_eq!(code, 401, "{body}");
+    let (code, _) = request(
+        a,
+        &format!("{drain}{host}Authorization: Bearer wrong-token-123456\r\n"),
+    )
+    .await;
+    assert_eq!(code, 401);
+    let (code, body) = request(a, &format!("GET /status HTTP/1.1\r\n{host}")).await;
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = request(a, &format!("GET /status HTTP/1.1\r\n{host}{auth}")).await;
+    assert_eq!(code, 200);
+    assert!(body.contains("\"db1\""), "{body}");
+    assert_eq!(
+        request(a, &format!("GET /metrics HTTP/1.1\r\n{host}"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        request(a, &format!("GET /health HTTP/1.1\r\n{host}"))
+            .await
+            .0,
+        200
+    );
+    // The token is enough for a POST (409: the primary cannot be drained,
+    // so the request was heard and judged).
+    let (code, body) = request(a, &format!("{drain}{host}{auth}")).await;
+    assert_eq!(code, 409, "{body}");
+    let (code, _) = request(
+        a,
+        &format!("GET /status HTTP/1.1\r\nHost: evil.example:9090\r\n{auth}"),
+    )
+    .await;
+    assert_eq!(code, 421);
+
+    // No token: a POST needs JSON; the no-cors kind is refused and changes nothing.
+    let open = Proxy::start_with(&crate::common::config_text("")).await;
+    let a = open.admin();
+    let (code, body) = request(a, &format!("{drain}{host}Content-Type: text/plain\r\n")).await;
+    assert_eq!(code, 415, "{body}");
+    let (code, _) = request(
+        a,
+        &format!("{drain}{host}Content-Type: application/json\r\n"),
+    )
+    .await;
+    assert_eq!(code, 409, "heard and judged");
+    let (code, body) = request(a, &format!("GET /status HTTP/1.1\r\n{host}")).await;
+    assert_eq!(code, 200);
+    assert!(!body.contains("draining"), "nothing changed: {body}");
 }

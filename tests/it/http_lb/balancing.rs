@@ -286,7 +286,13 @@ async fn a_slow_server_gets_504_and_no_server_gets_503() {
         "http://{}/http/frontends/empty/servers/p1/maintenance",
         lb.admin()
     );
-    assert_eq!(client.request("POST", &admin, &[], b"").await.0, 200);
+    assert_eq!(
+        client
+            .request("POST", &admin, &[("content-type", "application/json")], b"")
+            .await
+            .0,
+        200
+    );
     let (status, _, body) = client
         .request(
             "GET",

@@ -107,7 +107,7 @@ async fn admin_drain_lets_requests_in_flight_finish() {
                 "http://{}/http/frontends/web/servers/{busy}/drain",
                 lb.admin()
             ),
-            &[],
+            &[("content-type", "application/json")],
             b"",
         )
         .await;
@@ -136,7 +136,7 @@ async fn admin_drain_lets_requests_in_flight_finish() {
                 "http://{}/http/frontends/web/servers/nope/drain",
                 lb.admin()
             ),
-            &[],
+            &[("content-type", "application/json")],
             b"",
         )
         .await;
@@ -145,7 +145,13 @@ async fn admin_drain_lets_requests_in_flight_finish() {
         "http://{}/http/frontends/web/servers/{busy}/ready",
         lb.admin()
     );
-    assert_eq!(client.request("POST", &ready, &[], b"").await.0, 200);
+    assert_eq!(
+        client
+            .request("POST", &ready, &[("content-type", "application/json")], b"")
+            .await
+            .0,
+        200
+    );
     let mut seen = HashSet::new();
     for _ in 0..4 {
         seen.insert(client.get(&lb.url("/x")).await.1);
