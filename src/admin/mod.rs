@@ -258,7 +258,7 @@ mod tests {
         let (addr, shutdown, server) = start().await;
         let mut client = TcpStream::connect(addr).await.unwrap();
         client
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             .await
             .unwrap();
         let mut answer = String::new();
@@ -281,7 +281,7 @@ mod tests {
         let (addr, shutdown, server) = start().await;
         let mut client = TcpStream::connect(addr).await.unwrap();
         client
-            .write_all(b"HEAD /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .write_all(b"HEAD /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             .await
             .unwrap();
         let mut answer = String::new();
@@ -301,7 +301,7 @@ mod tests {
         let (addr, shutdown, server) = start().await;
         let mut client = TcpStream::connect(addr).await.unwrap();
         client
-            .write_all(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+            .write_all(b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .await
             .unwrap();
         let mut buf = vec![0; 4096];
