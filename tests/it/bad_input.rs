@@ -207,19 +207,7 @@ async fn backend_down_at_connect_is_a_prompt_error_every_client_reads() {
         ),
     ];
     for (program, args) in clients {
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(program)
-                .args(&args)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (_, text) = crate::common::program_output(program, args).await;
         assert!(
             text.contains("ERROR 1429") && text.contains("tandem: ") && text.contains("'db1'"),
             "{program}: {text}"

@@ -371,3 +371,18 @@ pub async fn wait_replicas_caught_up() {
     .await
     .unwrap();
 }
+
+/// Runs a client program off the runtime's threads; returns whether it
+/// exited 0 and its stdout followed by its stderr.
+pub async fn program_output(program: &'static str, args: Vec<String>) -> (bool, String) {
+    let out = tokio::task::spawn_blocking(move || Command::new(program).args(&args).output())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (run scripts/install-deps)"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

@@ -362,20 +362,8 @@ async fn logins_and_reads_go_on_while_the_primary_is_down() {
         ("python3", vec!["-c".into(), py]),
     ];
     for (program, args) in runs {
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new(program).args(&args).output().unwrap()
-        })
-        .await
-        .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && text.trim() == "20",
-            "{program}: {text}"
-        );
+        let (ok, text) = crate::common::program_output(program, args).await;
+        assert!(ok && text.trim() == "20", "{program}: {text}");
     }
 
     // A write held while the primary restarts runs once it is back.
