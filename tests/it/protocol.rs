@@ -481,3 +481,40 @@ async fn compressed_protocol_shrinks_traffic_and_round_trips() {
         conn.disconnect().await.unwrap();
     }
 }
+
+/// `KILL` of another user's idle session (no backend thread to let the
+/// server judge): refused with ERR 1095 without SUPER / CONNECTION ADMIN,
+/// as MariaDB refuses it (issue 15); done with it.
+#[tokio::test]
+async fn kill_of_another_users_idle_session_needs_the_privilege() {
+    let proxy = Proxy::start().await;
+    // app: ALL ON *.* (SUPER, CONNECTION ADMIN); app2: ALL ON appdb.* only.
+    let mut app = Conn::from_url(proxy.url("app", "apppass", "appdb"))
+        .await
+        .unwrap();
+    let mut app2 = Conn::from_url(proxy.url("app2", "app2pass", "appdb"))
+        .await
+        .unwrap();
+    for kind in ["", "QUERY ", "CONNECTION "] {
+        let e = app2
+            .query_drop(format!("KILL {kind}{}", app.id()))
+            .await
+            .expect_err("app2 may not kill app's session");
+        match e {
+            mysql_async::Error::Server(s) => {
+                assert_eq!(s.code, 1095, "{kind}: {}", s.message);
+                assert!(s.message.contains("not owner"), "{}", s.message);
+            }
+            other => panic!("{other}"),
+        }
+    }
+    let one: Option<i64> = app.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1), "app's session is untouched");
+    app.query_drop(format!("KILL {}", app2.id()))
+        .await
+        .expect("a privileged user kills another user's session");
+    assert!(
+        app2.query_drop("SELECT 1").await.is_err(),
+        "app2's session was killed"
+    );
+}

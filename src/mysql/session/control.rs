@@ -120,14 +120,18 @@ impl Session {
                     .await
             }
             // No backend thread: the target is idle, or its statement waits
-            // for a pooled connection; that statement must not run. (Only
-            // the user's own sessions: the backend judges the others.)
-            _ if kind == KillKind::Query && target.user == self.user.name => {
-                target.kill_query.store(true, Ordering::Relaxed);
-                target.query_killed.notify_waiters();
-                Ok(())
-            }
-            _ => Ok(()),
+            // for a pooled connection. Another user's session needs the
+            // privilege the server would ask for (SUPER or CONNECTION ADMIN).
+            _ => match self.may_kill(&target.user, target.id).await {
+                Err(e) => Err(e),
+                Ok(()) if kind == KillKind::Query => {
+                    // The waiting statement must not run.
+                    target.kill_query.store(true, Ordering::Relaxed);
+                    target.query_killed.notify_waiters();
+                    Ok(())
+                }
+                Ok(()) => Ok(()),
+            },
         };
         match result {
             Err(e) => self.reply_error(1, &e).await,
@@ -151,6 +155,43 @@ impl Session {
                     .map_err(SessionError::ClientIo)?;
                 Ok(())
             }
+        }
+    }
+
+    /// `KILL` of a session with no backend thread, which tandem judges
+    /// itself: one's own sessions always; another user's only with SUPER or
+    /// CONNECTION ADMIN, asked of a backend as the requesting user (MariaDB
+    /// "KILL": "you need the CONNECTION ADMIN privilege"), else ERR 1095.
+    async fn may_kill(&mut self, owner: &str, id: u32) -> Result<(), ServerError> {
+        if owner == self.user.name {
+            return Ok(());
+        }
+        let denied = ServerError::new(
+            err::ER_KILL_DENIED_ERROR,
+            "HY000",
+            format!("You are not owner of thread {id}"),
+        );
+        let slot = match self.state_slot().await {
+            Ok(slot) => slot,
+            Err(SessionError::StatementFailed(e)) => return Err(e),
+            Err(_) => return Err(denied),
+        };
+        let sql = "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES \
+                   WHERE PRIVILEGE_TYPE IN ('SUPER', 'CONNECTION ADMIN') AND GRANTEE = \
+                   CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', \
+                   SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
+        let conn = self.slots[slot].conn();
+        conn.awaiting_response = true;
+        let answer = crate::mysql::backend::query::query(conn, sql).await;
+        conn.awaiting_response = answer.is_err();
+        let privileged = answer
+            .ok()
+            .and_then(|r| r.rows.first()?.first()?.clone())
+            .is_some_and(|n| n != "0");
+        if privileged {
+            Ok(())
+        } else {
+            Err(denied)
         }
     }
 
