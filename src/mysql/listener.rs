@@ -30,7 +30,10 @@ use crate::workers::Workers;
 /// One live client session, as other sessions and the admin API see it.
 pub struct SessionHandle {
     pub id: u32,
-    pub user: String,
+    /// The session's current user (COM_CHANGE_USER changes it), for
+    /// `KILL`'s privilege check. Std mutex: tiny critical sections, never
+    /// held across an await.
+    pub user: Mutex<String>,
     pub client_addr: SocketAddr,
     /// Backend thread id of the session's current backend connection
     /// (0 = none). Atomic: written by the session, read by `KILL` elsewhere.
@@ -110,6 +113,15 @@ fn pools(cfg: &PoolConfig, workers: usize) -> Vec<Arc<Pool>> {
 /// Version announced until the primary has been reached once. The `5.5.5-`
 /// prefix tells MariaDB-aware drivers the real version follows.
 const FALLBACK_VERSION: &str = "5.5.5-10.11.0-MariaDB-tandem";
+
+// === impl SessionHandle ===
+
+impl SessionHandle {
+    /// The session's current user.
+    pub fn user_name(&self) -> String {
+        self.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
 
 // === impl MysqlShared ===
 

@@ -510,6 +510,19 @@ async fn kill_of_another_users_idle_session_needs_the_privilege() {
     }
     let one: Option<i64> = app.query_first("SELECT 1").await.unwrap();
     assert_eq!(one, Some(1), "app's session is untouched");
+    // A session that changed user belongs to its new user.
+    let mut switched = Conn::from_url(proxy.url("app2", "app2pass", "appdb"))
+        .await
+        .unwrap();
+    let to_app = mysql_async::ChangeUserOpts::default()
+        .with_user(Some("app".into()))
+        .with_pass(Some("apppass".into()));
+    switched.change_user(to_app).await.unwrap();
+    let e = app2
+        .query_drop(format!("KILL {}", switched.id()))
+        .await
+        .expect_err("app2 may not kill what is now app's session");
+    assert!(e.to_string().contains("1095"), "{e}");
     app.query_drop(format!("KILL {}", app2.id()))
         .await
         .expect("a privileged user kills another user's session");

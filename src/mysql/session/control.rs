@@ -122,7 +122,7 @@ impl Session {
             // No backend thread: the target is idle, or its statement waits
             // for a pooled connection. Another user's session needs the
             // privilege the server would ask for (SUPER or CONNECTION ADMIN).
-            _ => match self.may_kill(&target.user, target.id).await {
+            _ => match self.may_kill(&target.user_name(), target.id).await {
                 Err(e) => Err(e),
                 Ok(()) if kind == KillKind::Query => {
                     // The waiting statement must not run.
@@ -331,6 +331,7 @@ impl Session {
             .unwrap_or(self.shared.config.routing.consistency);
         self.writes = Default::default();
         self.status = StatusFlags::SERVER_STATUS_AUTOCOMMIT.bits();
+        *self.handle.user.lock().unwrap_or_else(|e| e.into_inner()) = user.name.clone();
         self.user = user;
         self.secret = secret;
         self.collation = collation;

@@ -71,7 +71,7 @@ pub async fn run(tcp: TcpStream, peer: SocketAddr, shared: &Arc<MysqlShared>) {
     let user_name = login.user.name.clone();
     let handle = Arc::new(SessionHandle {
         id,
-        user: user_name.clone(),
+        user: Mutex::new(user_name.clone()),
         client_addr: peer,
         backend_thread: AtomicU32::new(0),
         backend_name: Mutex::new(String::new()),
