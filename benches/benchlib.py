@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts in this folder."""
 
 import os
+import signal
 import subprocess
 import time
 import urllib.request
@@ -30,3 +31,13 @@ def wait_http(url, tries=100):
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"{url} never answered")
+
+
+def stop(proc, timeout=15):
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

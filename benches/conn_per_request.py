@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchlib import ROOT, cpu_seconds, sh, wait_http
+from benchlib import ROOT, cpu_seconds, sh, stop, wait_http
 
 PHP = r"""<?php
 mysqli_report(MYSQLI_REPORT_OFF);
@@ -148,11 +148,7 @@ role = "primary"
         print(f"  ceiling on this machine if proxy and DB cost nothing: "
               f"{(ct + cm + cc) / cc:.2f} x direct")
     finally:
-        tandem.send_signal(signal.SIGTERM)
-        try:
-            tandem.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            tandem.kill()
+        stop(tandem)
         sh(os.path.join(ROOT, "scripts/testbed"), "stop", args.dir)
         os.unlink(cfg.name)
         os.unlink(script.name)

@@ -25,13 +25,12 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 
-from benchlib import ROOT, cpu_seconds, sh, wait_http
+from benchlib import ROOT, cpu_seconds, sh, stop, wait_http
 
 NGINX_CONF = """daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx-error.log;
 user root;
@@ -120,12 +119,7 @@ def peak_rss_mib(pid):
 
 
 def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc)
 
 
 def main():

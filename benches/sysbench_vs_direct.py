@@ -19,14 +19,13 @@ Not a pass/fail test: it prints numbers and exits 0 unless something broke.
 import argparse
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import ROOT, cpu_seconds, sh, wait_http
+from benchlib import ROOT, cpu_seconds, sh, stop, wait_http
 
 
 
@@ -165,11 +164,7 @@ role = "replica"
                     print(f"{test:<18} {ps:<8} {threads:>3} {d:>11.0f} {t:>11.0f} {t / d:>6.2f} "
                           f"{dp:>6.2f}/{tp:<6.2f} {ct:>11.4f} {cm:>12.4f} {ct / cm:>8.2f}", flush=True)
     finally:
-        tandem.send_signal(signal.SIGTERM)
-        try:
-            tandem.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            tandem.kill()
+        stop(tandem)
         sh(os.path.join(ROOT, "scripts/testbed"), "stop", args.dir)
         os.unlink(cfg.name)
 

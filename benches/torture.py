@@ -16,12 +16,11 @@ Exits 1 if any check failed (through tandem or directly); prints the operations 
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 
-from benchlib import ROOT, sh, wait_http
+from benchlib import ROOT, sh, stop, wait_http
 
 
 def torture(port, seconds, sessions):
@@ -89,11 +88,7 @@ role = "{'primary' if k == 0 else 'replica'}"
                 print(f"  {line}")
             failed |= rc != 0
     finally:
-        tandem.send_signal(signal.SIGTERM)
-        try:
-            tandem.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            tandem.kill()
+        stop(tandem)
         sh(os.path.join(ROOT, "scripts/testbed"), "stop", args.dir)
         os.unlink(cfg.name)
     sys.exit(1 if failed else 0)
